@@ -1,0 +1,61 @@
+"""One exception hierarchy for developer misuse, and the error kinds the model sees.
+
+    AsyncFCError                  anything asyncfc raises at the developer
+    ├── ToolDefinitionError       a tool cannot be built (bad signature, schema, annotation)
+    ├── SessionClosedError        a closed or cancelled session was used again
+    ├── ModelError                a model adapter failed (transport, protocol, server error)
+    └── StepLimitError            a user turn ran past the agent's step limit
+
+Problems caused by model output (unknown tool, bad arguments, failing tools, ...) are
+never raised: they resolve the call's future to a :class:`CallError` the model reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class AsyncFCError(Exception):
+    """Base class of every exception asyncfc raises."""
+
+
+class ToolDefinitionError(AsyncFCError):
+    """A tool could not be built from the given function or schema."""
+
+
+class SessionClosedError(AsyncFCError):
+    """The session was closed or cancelled and cannot run another turn."""
+
+
+class ModelError(AsyncFCError):
+    """The model endpoint failed in a way the run cannot recover from."""
+
+
+class StepLimitError(AsyncFCError):
+    """A user turn needed more model steps than the agent allows."""
+
+
+class ErrorKind(str, Enum):
+    """Why a call resolved to an error instead of a value."""
+
+    UNKNOWN_TOOL = "unknown_tool"
+    INVALID_ARGUMENTS = "invalid_arguments"
+    UNKNOWN_FUTURE = "unknown_future"
+    DEPENDENCY_FAILED = "dependency_failed"
+    TOOL_ERROR = "tool_error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    LIMIT = "limit"
+
+
+@dataclass(frozen=True)
+class CallError:
+    """A call's failure, as the model will read it."""
+
+    kind: ErrorKind
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"type": self.kind.value, "message": self.message}}

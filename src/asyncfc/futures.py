@@ -1,0 +1,213 @@
+"""Futures, placeholders and references.
+
+A future is the handle of one call's eventual value or error. The model sees it as a
+*placeholder* and may write its ID (a *reference*: ``fut_3``, ``fut_3.price``,
+``fut_3.items[0]``) inside later calls' arguments; the runtime substitutes the resolved
+value, keeping its JSON type, or interpolates it as text inside a longer string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CallError, ErrorKind
+
+FUTURE_PREFIX = "fut_"
+"""IDs are ``fut_<n>``, numbered in program order per session."""
+
+_PATH = r"(?:\.[A-Za-z_][\w-]*|\[\d+\])*"
+REFERENCE = re.compile(rf"\b{FUTURE_PREFIX}(\d+)({_PATH})")
+_WHOLE = re.compile(rf"\s*{FUTURE_PREFIX}(\d+)({_PATH})\s*")
+_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]")
+
+
+def future_id(seq: int) -> str:
+    return f"{FUTURE_PREFIX}{seq}"
+
+
+class Future:
+    """Resolves exactly once, to a JSON-able value or a :class:`CallError`."""
+
+    __slots__ = ("_event", "error", "id", "seq", "value")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.id = future_id(seq)
+        self.value: Any = None
+        self.error: CallError | None = None
+        self._event = asyncio.Event()
+
+    @property
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def set_value(self, value: Any) -> None:
+        self._check_pending()
+        self.value = value
+        self._event.set()
+
+    def set_error(self, error: CallError) -> None:
+        self._check_pending()
+        self.error = error
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def _check_pending(self) -> None:
+        if self._event.is_set():
+            raise RuntimeError(f"future {self.id} resolved twice")
+
+
+def placeholder(fid: str, output_example: Any = None) -> dict[str, Any]:
+    """What the model receives at once for a call in async mode."""
+    out: dict[str, Any] = {"future": fid, "status": "pending"}
+    if isinstance(output_example, Mapping) and output_example:
+        out["fields"] = _mirror(output_example, fid)
+    return out
+
+
+def _mirror(example: Any, path: str) -> Any:
+    if isinstance(example, Mapping):
+        return {str(k): _mirror(v, f"{path}.{k}") for k, v in example.items()}
+    return path
+
+
+class ReferenceError_(LookupError):
+    """A reference could not be resolved; ``error`` says why, for the model."""
+
+    def __init__(self, error: CallError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def find_references(arguments: Any) -> set[int]:
+    """Sequence numbers of every future referenced anywhere in the arguments."""
+    found: set[int] = set()
+
+    def visit(v: Any) -> None:
+        if isinstance(v, str):
+            found.update(int(m.group(1)) for m in REFERENCE.finditer(v))
+        elif isinstance(v, Mapping):
+            for k, item in v.items():
+                visit(k)
+                visit(item)
+        elif isinstance(v, list):
+            for item in v:
+                visit(item)
+
+    visit(arguments)
+    return found
+
+
+def is_reference(value: Any) -> bool:
+    """True for a string that is exactly one reference (used to widen labels)."""
+    return isinstance(value, str) and _WHOLE.fullmatch(value) is not None
+
+
+def _walk(value: Any, path: str, fid: str) -> Any:
+    for m in _STEP.finditer(path):
+        key, index = m.group(1), m.group(2)
+        if key is not None:
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            if not isinstance(value, Mapping) or key not in value:
+                raise ReferenceError_(
+                    CallError(
+                        ErrorKind.UNKNOWN_FUTURE, f"{fid}{path}: the result of {fid} has no field {key!r}"
+                    )
+                )
+            value = value[key]
+        else:
+            i = int(index)
+            if not isinstance(value, list) or i >= len(value):
+                raise ReferenceError_(
+                    CallError(ErrorKind.UNKNOWN_FUTURE, f"{fid}{path}: the result of {fid} has no item [{i}]")
+                )
+            value = value[i]
+    return value
+
+
+def substitute(arguments: Any, lookup: Callable[[int], Future | None]) -> Any:
+    """Replace references by resolved values (keeping JSON types) or interpolated text.
+
+    ``lookup`` returns the session's future for a sequence number, or None if unknown.
+    Every referenced future must already be resolved successfully.
+    """
+
+    def value_of(seq: int, path: str) -> Any:
+        fut = lookup(seq)
+        fid = future_id(seq)
+        if fut is None:
+            raise ReferenceError_(CallError(ErrorKind.UNKNOWN_FUTURE, f"unknown future {fid}{path}"))
+        if fut.error is not None:
+            raise ReferenceError_(
+                CallError(
+                    ErrorKind.DEPENDENCY_FAILED, f"{fid} failed ({fut.error.kind.value}): {fut.error.message}"
+                )
+            )
+        return _walk(fut.value, path, fid)
+
+    def visit(v: Any) -> Any:
+        if isinstance(v, str):
+            whole = _WHOLE.fullmatch(v)
+            if whole:
+                return value_of(int(whole.group(1)), whole.group(2))
+            return REFERENCE.sub(lambda m: as_text(value_of(int(m.group(1)), m.group(2))), v)
+        if isinstance(v, Mapping):
+            return {k: visit(item) for k, item in v.items()}
+        if isinstance(v, list):
+            return [visit(item) for item in v]
+        return v
+
+    return visit(arguments)
+
+
+def as_text(value: Any) -> str:
+    """A value as the model reads it: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def widen_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Let every top-level parameter accept a reference string as well as its own type."""
+    out = dict(parameters)
+    props = parameters.get("properties")
+    if not isinstance(props, Mapping):
+        return out
+    ref = {"type": "string", "description": f"a future reference such as {FUTURE_PREFIX}1"}
+    widened: dict[str, Any] = {}
+    for name, schema in props.items():
+        if isinstance(schema, Mapping) and schema.get("type") == "string":
+            widened[name] = dict(schema)
+        else:
+            widened[name] = {"anyOf": [dict(schema), ref]} if isinstance(schema, Mapping) else schema
+    out["properties"] = widened
+    return out
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolution in the form the model reads when it is delivered."""
+
+    fid: str
+    value: Any = None
+    error: CallError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"future": self.fid, "status": "failed", **self.error.to_json()}
+        return {"future": self.fid, "status": "resolved", "value": self.value}

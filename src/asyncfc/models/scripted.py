@@ -1,0 +1,181 @@
+"""A model that plays turns given in advance, with simulated decode time.
+
+Used by tests and benchmarks. A turn is a final text, a list of :class:`Call`, or a
+function of the transcript returning either. ``Ref(k)`` inside a call's arguments means
+"the result of the k-th call of this session": it becomes the future ID when the model
+saw a placeholder, or the value itself when it saw the value, so one script runs
+unchanged in sync, parallel and async mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .base import (
+    Message,
+    ModelEvent,
+    ModelRequest,
+    ModelResponse,
+    ResponseDone,
+    TextDelta,
+    ToolCall,
+    ToolCallReady,
+    Usage,
+)
+
+AWAIT_TOOL = "await_future"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The result of the ``index``-th call (0-based, program order), optionally a field path."""
+
+    index: int
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+TurnSpec = Union[str, Sequence[Call]]
+Turn = Union[TurnSpec, Callable[[Sequence[Message]], TurnSpec]]
+
+
+def tokens_of(text: str) -> int:
+    """A rough output-token count (4 characters per token), for simulated decode time."""
+    return max(1, len(text) // 4)
+
+
+def call_results(transcript: Sequence[Message]) -> list[Any]:
+    """What the model saw for each of its calls so far, in program order (await calls skipped)."""
+    answers = {m.tool_call_id: m.content for m in transcript if m.role == "tool"}
+    seen: list[Any] = []
+    for m in transcript:
+        for c in m.tool_calls:
+            if c.name == AWAIT_TOOL:
+                continue
+            content = answers.get(c.id, "")
+            try:
+                seen.append(json.loads(content))
+            except ValueError:
+                seen.append(content)
+    return seen
+
+
+def _resolve_ref(ref: Ref, seen: Sequence[Any]) -> Any:
+    if ref.index >= len(seen):
+        raise IndexError(f"script refers to call {ref.index}, only {len(seen)} made so far")
+    shown = seen[ref.index]
+    if isinstance(shown, Mapping) and "future" in shown:
+        if shown.get("status") == "pending":
+            return f"{shown['future']}{ref.path}"
+        shown = shown.get("value")
+    value = shown
+    for part in [p for p in ref.path.replace("[", ".[").split(".") if p]:
+        value = value[int(part[1:-1])] if part.startswith("[") else value[part]
+    return value
+
+
+def render_turn(turn: Turn, transcript: Sequence[Message], first_id: int = 0) -> tuple[str, list[ToolCall]]:
+    """Play one scripted turn against the transcript: its text and its calls (IDs from ``first_id``)."""
+    spec = turn(transcript) if callable(turn) else turn
+    if isinstance(spec, str):
+        return spec, []
+    seen = call_results(transcript)
+
+    def fill(v: Any) -> Any:
+        if isinstance(v, Ref):
+            return _resolve_ref(v, seen)
+        if isinstance(v, Mapping):
+            return {k: fill(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fill(x) for x in v]
+        return v
+
+    calls = [
+        ToolCall(id=f"call_{first_id + i}", name=c.name, arguments=json.dumps(fill(dict(c.arguments))))
+        for i, c in enumerate(spec)
+    ]
+    return "", calls
+
+
+class ScriptedModel:
+    """Plays ``turns`` in order; once they run out it repeats the last final text.
+
+    Decode time is simulated: ``turn_s`` before the first token of every response, then
+    ``call_s`` per emitted call and ``token_s`` per output token (4 characters a token).
+    Calls are announced one by one as they are "decoded", as a streaming model would.
+    """
+
+    def __init__(
+        self,
+        turns: Sequence[Turn],
+        *,
+        turn_s: float = 0.0,
+        call_s: float = 0.0,
+        token_s: float = 0.0,
+        name: str = "scripted",
+    ) -> None:
+        self.turns = list(turns)
+        self.turn_s = turn_s
+        self.call_s = call_s
+        self.token_s = token_s
+        self.name = name
+        self.requests: list[ModelRequest] = []
+        self._next = 0
+        self._ids = 0
+
+    def next_turn(self, transcript: Sequence[Message]) -> tuple[str, list[ToolCall]]:
+        """The next response of the script (advances it)."""
+        if self._next < len(self.turns):
+            turn = self.turns[self._next]
+            self._next += 1
+        else:
+            finals = [t for t in self.turns if isinstance(t, str)]
+            turn = finals[-1] if finals else "done"
+        text, calls = render_turn(turn, transcript, self._ids)
+        self._ids += len(calls)
+        return text, calls
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        self.requests.append(request)
+        start = time.perf_counter()
+        text, calls = self.next_turn(request.messages)
+        await _sleep(self.turn_s)
+        ttft = time.perf_counter() - start
+        out_tokens = 0
+        for call in calls:
+            n = tokens_of(call.name + call.arguments)
+            out_tokens += n
+            await _sleep(self.call_s + n * self.token_s)
+            yield ToolCallReady(call)
+        if text:
+            n = tokens_of(text)
+            out_tokens += n
+            await _sleep(n * self.token_s)
+            yield TextDelta(text)
+        yield ResponseDone(
+            ModelResponse(
+                text=text,
+                tool_calls=calls,
+                usage=Usage(sum(tokens_of(m.content) for m in request.messages), out_tokens),
+                finish_reason="tool_calls" if calls else "stop",
+                ttft_s=ttft,
+                duration_s=time.perf_counter() - start,
+            )
+        )
+
+
+async def _sleep(seconds: float) -> None:
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+    else:
+        await asyncio.sleep(0)

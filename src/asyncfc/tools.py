@@ -1,0 +1,303 @@
+"""Tools: plain Python callables plus the schema and annotations the runtime needs.
+
+A tool's *read/write sets* are labels on a state tree (``"fs/cwd"``, ``"files/{path}"``).
+They let the scheduler run calls concurrently while keeping the result of the
+synchronous program. A tool with no annotations reads and writes the root, so it runs
+alone and in program order: correct by default, parallel by opt-in.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast, get_type_hints, overload
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .errors import ToolDefinitionError
+
+ROOT = ""
+"""The label of the whole state tree; it conflicts with every other label."""
+
+
+def labels_conflict(a: str, b: str) -> bool:
+    """Two labels conflict when one is a path prefix of the other (``fs`` vs ``fs/cwd``)."""
+    if ROOT in (a, b) or a == b:
+        return True
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return long.startswith(short) and long[len(short)] == "/"
+
+
+class ArgumentsError(ValueError):
+    """Arguments did not match the tool's schema (the message is shown to the model)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Tool:
+    """A callable the model may call, with its JSON schema and scheduling annotations."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    fn: Callable[..., Any]
+    reads: tuple[str, ...] = (ROOT,)
+    writes: tuple[str, ...] = (ROOT,)
+    output_example: Any = None
+    timeout: float | None = None
+    args_model: type[BaseModel] | None = field(default=None, repr=False)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    @property
+    def pure(self) -> bool:
+        return not self.reads and not self.writes
+
+    def spec(self) -> dict[str, Any]:
+        """The tool in OpenAI function format (``{"name", "description", "parameters"}``)."""
+        return {"name": self.name, "description": self.description, "parameters": self.parameters}
+
+    def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """Check concrete arguments against the schema; return the keyword arguments to call with."""
+        if self.args_model is not None:
+            try:
+                parsed = self.args_model.model_validate(dict(arguments))
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}" for e in exc.errors()
+                )
+                raise ArgumentsError(problems) from None
+            return {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        try:
+            jsonschema.validate(dict(arguments), self.parameters)
+        except jsonschema.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.absolute_path)
+            raise ArgumentsError(f"{where + ': ' if where else ''}{exc.message}") from None
+        return dict(arguments)
+
+    def labels(
+        self, arguments: Mapping[str, Any], unresolved: Callable[[Any], bool]
+    ) -> tuple[set[str], set[str]]:
+        """Concrete read and write labels for one call.
+
+        A template field whose argument is still an unresolved future is cut off, so the
+        label widens to its prefix: coarser, never wrong.
+        """
+        return (
+            {_render(t, arguments, unresolved) for t in self.reads},
+            {_render(t, arguments, unresolved) for t in self.writes},
+        )
+
+
+def _render(template: str, arguments: Mapping[str, Any], unresolved: Callable[[Any], bool]) -> str:
+    out: list[str] = []
+    for literal, name, _spec, _conv in string.Formatter().parse(template):
+        out.append(literal)
+        if name is None:
+            continue
+        value = arguments.get(name)
+        if value is None or unresolved(value):
+            return "".join(out).rstrip("/")
+        out.append(str(value).replace("/", "\\/") if not isinstance(value, str) else value)
+    return "".join(out)
+
+
+def _annotations(
+    reads: Sequence[str] | None, writes: Sequence[str] | None, pure: bool, name: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if pure:
+        if reads or writes:
+            raise ToolDefinitionError(f"tool {name!r}: pure=True contradicts reads/writes")
+        return (), ()
+    if reads is None and writes is None:
+        return (ROOT,), (ROOT,)
+    return tuple(reads or ()), tuple(writes or ())
+
+
+_ARG_DOC = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
+
+
+def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Summary text and Google-style ``Args:`` descriptions of a docstring."""
+    lines = doc.splitlines()
+    params: dict[str, str] = {}
+    summary: list[str] = []
+    in_args = False
+    for line in lines:
+        if line.strip() in ("Args:", "Arguments:", "Parameters:"):
+            in_args = True
+            continue
+        if in_args:
+            m = _ARG_DOC.match(line)
+            if m:
+                params[m.group(1)] = m.group(2).strip()
+                continue
+            if line.strip() and not line.startswith(" "):
+                in_args = False
+        if not in_args:
+            summary.append(line)
+    return "\n".join(summary).strip(), params
+
+
+def _strip_titles(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _strip_titles(v) for k, v in schema.items() if k != "title"}
+    if isinstance(schema, list):
+        return [_strip_titles(v) for v in schema]
+    return schema
+
+
+def _example_from_model(model: type[BaseModel]) -> dict[str, Any]:
+    example: dict[str, Any] = {}
+    for fname, finfo in model.model_fields.items():
+        ann = finfo.annotation
+        example[fname] = (
+            _example_from_model(ann) if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        )
+    return example
+
+
+def _from_function(
+    fn: Callable[..., Any],
+    *,
+    name: str | None,
+    description: str | None,
+    reads: Sequence[str] | None,
+    writes: Sequence[str] | None,
+    pure: bool,
+    output_example: Any,
+    timeout: float | None,
+) -> Tool:
+    tool_name = name or fn.__name__
+    summary, param_docs = _split_docstring(inspect.getdoc(fn) or "")
+    try:
+        hints = get_type_hints(fn)
+    except Exception as exc:  # unresolvable forward references and the like
+        raise ToolDefinitionError(f"tool {tool_name!r}: cannot read type hints: {exc}") from exc
+    fields: dict[str, Any] = {}
+    for pname, param in inspect.signature(fn).parameters.items():
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}: *args and **kwargs cannot be described to a model"
+            )
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            raise ToolDefinitionError(f"tool {tool_name!r}: positional-only parameter {pname!r}")
+        default = ... if param.default is inspect.Parameter.empty else param.default
+
+        fields[pname] = (hints.get(pname, Any), Field(default, description=param_docs.get(pname)))
+    args_model = cast(
+        "type[BaseModel]",
+        create_model(f"{tool_name}_args", __config__=ConfigDict(extra="forbid"), **fields),
+    )
+    parameters = _strip_titles(args_model.model_json_schema())
+    parameters.setdefault("properties", {})
+    returns = hints.get("return")
+    if output_example is None and isinstance(returns, type) and issubclass(returns, BaseModel):
+        output_example = _example_from_model(returns)
+    r, w = _annotations(reads, writes, pure, tool_name)
+    return Tool(
+        name=tool_name,
+        description=description or summary or tool_name,
+        parameters=parameters,
+        fn=fn,
+        reads=r,
+        writes=w,
+        output_example=output_example,
+        timeout=timeout,
+        args_model=args_model,
+    )
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    reads: Sequence[str] | None = None,
+    writes: Sequence[str] | None = None,
+    pure: bool = False,
+    output_example: Any = None,
+    timeout: float | None = None,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    reads: Sequence[str] | None = None,
+    writes: Sequence[str] | None = None,
+    pure: bool = False,
+    output_example: Any = None,
+    timeout: float | None = None,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a sync or async function into a :class:`Tool`.
+
+    The schema comes from the type hints (via pydantic), the description from the
+    docstring (Google-style ``Args:`` become parameter descriptions). ``reads`` and
+    ``writes`` are state labels, optionally templated from arguments (``"files/{path}"``);
+    ``pure=True`` declares that the tool touches no state. ``output_example`` (or a
+    pydantic return type) lets the model address fields of a result it has not seen.
+    """
+
+    def wrap(f: Callable[..., Any]) -> Tool:
+        return _from_function(
+            f,
+            name=name,
+            description=description,
+            reads=reads,
+            writes=writes,
+            pure=pure,
+            output_example=output_example,
+            timeout=timeout,
+        )
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def tool_from_schema(
+    schema: Mapping[str, Any],
+    fn: Callable[..., Any],
+    *,
+    reads: Sequence[str] | None = None,
+    writes: Sequence[str] | None = None,
+    pure: bool = False,
+    output_example: Any = None,
+    timeout: float | None = None,
+) -> Tool:
+    """Build a tool from an OpenAI-style schema and the callable that executes it.
+
+    Accepts ``{"type": "function", "function": {...}}`` or the inner
+    ``{"name", "description", "parameters"}``. Arguments are validated with JSON Schema.
+    """
+    spec = schema.get("function", schema)
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise ToolDefinitionError("tool schema needs a 'name' (OpenAI function format)")
+    name = str(spec["name"])
+    parameters = dict(spec.get("parameters") or {"type": "object", "properties": {}})
+    try:
+        jsonschema.Draft202012Validator.check_schema(parameters)
+    except jsonschema.SchemaError as exc:
+        raise ToolDefinitionError(f"tool {name!r}: invalid parameters schema: {exc.message}") from exc
+    r, w = _annotations(reads, writes, pure, name)
+    return Tool(
+        name=name,
+        description=str(spec.get("description") or name),
+        parameters=parameters,
+        fn=fn,
+        reads=r,
+        writes=w,
+        output_example=output_example,
+        timeout=timeout,
+    )
