@@ -121,12 +121,14 @@ class ScriptedModel:
         *,
         turn_s: float = 0.0,
         call_s: float = 0.0,
+        text_s: float = 0.0,
         token_s: float = 0.0,
         name: str = "scripted",
     ) -> None:
         self.turns = list(turns)
         self.turn_s = turn_s
         self.call_s = call_s
+        self.text_s = text_s
         self.token_s = token_s
         self.name = name
         self.requests: list[ModelRequest] = []
@@ -160,7 +162,7 @@ class ScriptedModel:
         if text:
             n = tokens_of(text)
             out_tokens += n
-            await _sleep(n * self.token_s)
+            await _sleep(self.text_s + n * self.token_s)
             yield TextDelta(text)
         yield ResponseDone(
             ModelResponse(

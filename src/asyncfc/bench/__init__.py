@@ -1,0 +1,1 @@
+"""Workloads, statistics and reports that measure asyncfc against the synchronous loop."""

@@ -1,0 +1,140 @@
+"""The synthetic workload: independent chains of dependent calls, in every mode.
+
+Each of ``chains`` chains has ``length`` calls; every call takes the previous call of its
+chain as an argument (a future in async mode, the value otherwise) and appends its result
+to the chain's list in a shared store. The scripted model emits one level of all chains
+per step (parallel function calling), decoding ``decode_s`` per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..agent import Agent, RunResult
+from ..models.base import Model
+from ..models.scripted import Call, Ref, ScriptedModel, Turn
+from ..scheduler import Mode
+from ..tools import Tool, tool
+from .ideal import IdealCall, IdealStep, ideal_time
+
+MODES: tuple[Mode, ...] = ("sync", "parallel", "async")
+
+
+@dataclass(frozen=True)
+class Workload:
+    chains: int = 4
+    length: int = 3
+    delay_s: float = 0.2
+    decode_s: float = 0.05
+
+    def turns(self) -> list[Turn]:
+        turns: list[Turn] = []
+        for level in range(self.length):
+            turns.append(
+                [
+                    Call(
+                        "step",
+                        {
+                            "chain": c,
+                            "index": level,
+                            "previous": Ref((level - 1) * self.chains + c) if level else 0,
+                        },
+                    )
+                    for c in range(self.chains)
+                ]
+            )
+        turns.append("All chains are complete.")
+        return turns
+
+    def ideal_s(self) -> float:
+        steps = [
+            IdealStep(
+                decode_s=self.chains * self.decode_s,
+                calls=[
+                    IdealCall(
+                        self.delay_s,
+                        deps=[(level - 1) * self.chains + c] if level else [],
+                        emit_offset_s=(c + 1) * self.decode_s,
+                    )
+                    for c in range(self.chains)
+                ],
+            )
+            for level in range(self.length)
+        ]
+        return ideal_time(steps, final_decode_s=self.decode_s)
+
+    def tools(self, store: dict[int, list[int]]) -> list[Tool]:
+        delay = self.delay_s
+
+        @tool(reads=[], writes=["chains/{chain}"])
+        async def step(chain: int, index: int, previous: int) -> int:
+            """Advance one chain by one step; the result depends on the previous step's result."""
+            await asyncio.sleep(delay)
+            value = (previous * 31 + chain * 7 + index + 1) % 1_000_003
+            store.setdefault(chain, []).append(value)
+            return value
+
+        return [step]
+
+    def model(self) -> ScriptedModel:
+        return ScriptedModel(self.turns(), call_s=self.decode_s, text_s=self.decode_s)
+
+
+def _fingerprint(result: RunResult, store: dict[int, list[int]]) -> Any:
+    calls = [(c.name, c.resolved_arguments, c.value, c.error) for c in result.calls]
+    return calls, {k: list(v) for k, v in sorted(store.items())}
+
+
+async def run_mode(
+    workload: Workload, mode: Mode, model: Model | None = None, **agent_options: Any
+) -> tuple[RunResult, dict[int, list[int]]]:
+    store: dict[int, list[int]] = {}
+    agent = Agent(model or workload.model(), workload.tools(store), mode=mode, **agent_options)
+    result = await agent.run("Advance every chain to the end.")
+    return result, store
+
+
+async def run_synthetic(
+    workload: Workload,
+    modes: Sequence[Mode] = MODES,
+    model_factory: Callable[[], Model] | None = None,
+) -> dict[str, Any]:
+    """Run the workload once per mode and compare wall times with the ideal bound."""
+    out: dict[str, Any] = {"workload": workload.__dict__.copy(), "modes": {}}
+    prints: dict[str, Any] = {}
+    results: dict[str, RunResult] = {}
+    for mode in modes:
+        t0 = time.perf_counter()
+        result, store = await run_mode(workload, mode, model_factory() if model_factory else None)
+        wall = time.perf_counter() - t0
+        results[mode] = result
+        prints[mode] = _fingerprint(result, store)
+        out["modes"][mode] = {
+            "wall_s": round(wall, 4),
+            "model_s": round(result.model_s, 4),
+            "steps": result.steps,
+            "calls": len(result.calls),
+            "errors": sum(c.error is not None for c in result.calls),
+        }
+    ideal = workload.ideal_s()
+    out["ideal_s"] = round(ideal, 4)
+    base = out["modes"].get("sync", {}).get("wall_s")
+    out["speedup"] = {
+        m: round(base / v["wall_s"], 3) for m, v in out["modes"].items() if base and m != "sync"
+    }
+    if base:
+        out["ideal_speedup"] = round(base / ideal, 3)
+        if "async" in out["modes"] and base > ideal:
+            out["efficiency"] = round((base - out["modes"]["async"]["wall_s"]) / (base - ideal), 3)
+    if "async" in out["modes"]:
+        out["async_vs_ideal"] = round(out["modes"]["async"]["wall_s"] / ideal, 3)
+    fingerprints = list(prints.values())
+    out["consistent"] = all(f == fingerprints[0] for f in fingerprints) and all(
+        v["errors"] == 0 for v in out["modes"].values()
+    )
+    out["_results"] = results
+    return out

@@ -1,0 +1,343 @@
+"""The scheduler: decides when each call may start, and starts it.
+
+Program order, data dependencies (references to earlier futures) and read/write hazards
+(write→read, read→write, write→write on conflicting labels) order the calls; everything
+else runs concurrently. The hazard check is indexed by label (a trie over label paths),
+so it costs O(label depth + real conflicts), not O(calls in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic_core import to_jsonable_python
+
+from .errors import CallError, ErrorKind
+from .executor import Executor, ToolTimeout
+from .futures import Future, ReferenceError_, find_references, future_id, is_reference, substitute
+from .tools import ROOT, ArgumentsError, Tool
+from .trace import Trace
+
+Mode = Literal["sync", "parallel", "async"]
+
+
+@dataclass(eq=False)
+class Call:
+    """One call of a session, from emission to delivery. Times are trace seconds."""
+
+    seq: int
+    call_id: str
+    name: str
+    raw_arguments: str
+    user_turn: int = 0
+    step: int = 0
+    arguments: dict[str, Any] | None = None
+    """Parsed arguments, before references were substituted."""
+    resolved_arguments: dict[str, Any] | None = None
+    """The arguments the tool was actually called with."""
+    deps: list[int] = field(default_factory=list)
+    """Futures this call referenced (data dependencies)."""
+    waited_for: list[int] = field(default_factory=list)
+    """Earlier calls it had to wait for because of read/write hazards."""
+    emitted_at: float = 0.0
+    dispatched_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    delivered_at: float | None = None
+    ran: bool = False
+    future: Future = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.future = Future(self.seq)
+
+    @property
+    def id(self) -> str:
+        return self.future.id
+
+    @property
+    def value(self) -> Any:
+        return self.future.value
+
+    @property
+    def error(self) -> CallError | None:
+        return self.future.error
+
+    @property
+    def done(self) -> bool:
+        return self.future.done
+
+
+class _Node:
+    __slots__ = ("below_readers", "below_writers", "children", "readers", "writer")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.writer: Call | None = None
+        self.readers: set[Call] = set()
+        self.below_writers: set[Call] = set()
+        self.below_readers: set[Call] = set()
+
+
+class HazardIndex:
+    """Unfinished calls indexed by the labels they touch.
+
+    Each node keeps the last unfinished writer of its label and the readers after it
+    (older ones are covered transitively: the writer waited for them), plus the calls
+    registered strictly below it, so a prefix conflict is found without a scan.
+    """
+
+    def __init__(self) -> None:
+        self.root = _Node()
+        self._where: dict[Call, list[tuple[list[_Node], bool]]] = {}
+
+    def _path(self, label: str) -> list[_Node]:
+        node, path = self.root, [self.root]
+        if label != ROOT:
+            for part in label.split("/"):
+                node = node.children.setdefault(part, _Node())
+                path.append(node)
+        return path
+
+    def register(self, call: Call, reads: set[str], writes: set[str]) -> set[Call]:
+        """Record ``call`` and return the earlier unfinished calls it conflicts with."""
+        waits: set[Call] = set()
+        reads = reads - writes
+        for label, writing in [(w, True) for w in sorted(writes)] + [(r, False) for r in sorted(reads)]:
+            path = self._path(label)
+            node = path[-1]
+            for anc in path:
+                if anc.writer is not None:
+                    waits.add(anc.writer)
+                if writing:
+                    waits.update(anc.readers)
+            waits.update(node.below_writers)
+            if writing:
+                waits.update(node.below_readers)
+        waits.discard(call)
+        for label, writing in [(w, True) for w in writes] + [(r, False) for r in reads]:
+            path = self._path(label)
+            node = path[-1]
+            if writing:
+                covered = set(node.below_writers) | node.below_readers | node.readers
+                if node.writer is not None:
+                    covered.add(node.writer)
+                for anc in path[:-1]:
+                    anc.below_writers.difference_update(covered)
+                    anc.below_readers.difference_update(covered)
+                    anc.below_writers.add(call)
+                node.writer = call
+                node.readers = set()
+                node.below_writers = set()
+                node.below_readers = set()
+            else:
+                node.readers.add(call)
+                for anc in path[:-1]:
+                    anc.below_readers.add(call)
+            self._where.setdefault(call, []).append((path, writing))
+        return waits
+
+    def finish(self, call: Call) -> None:
+        for path, _writing in self._where.pop(call, []):
+            node = path[-1]
+            if node.writer is call:
+                node.writer = None
+            node.readers.discard(call)
+            for anc in path[:-1]:
+                anc.below_writers.discard(call)
+                anc.below_readers.discard(call)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+def jsonable(value: Any) -> Any:
+    """Tool results as JSON-able data; anything else becomes its ``repr`` text."""
+    return to_jsonable_python(value, fallback=repr)
+
+
+class Scheduler:
+    """Per session: numbers calls in program order, owns their futures and tasks."""
+
+    def __init__(
+        self,
+        tools: Mapping[str, Tool],
+        executor: Executor,
+        trace: Trace,
+        mode: Mode,
+        *,
+        max_concurrency: int | None = None,
+        on_resolved: Callable[[Call], None] | None = None,
+    ) -> None:
+        self.tools = tools
+        self.executor = executor
+        self.trace = trace
+        self.mode = mode
+        self.calls: list[Call] = []
+        self.hazards = HazardIndex()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._on_resolved = on_resolved
+
+    def lookup(self, seq: int) -> Future | None:
+        return self.calls[seq - 1].future if 0 < seq <= len(self.calls) else None
+
+    def submit(
+        self, call_id: str, name: str, raw_arguments: str, *, user_turn: int = 0, step: int = 0
+    ) -> Call:
+        """Take a call in program order; it resolves later (or at once, for bad input)."""
+        call = Call(len(self.calls) + 1, call_id, name, raw_arguments, user_turn, step)
+        call.emitted_at = self.trace.now()
+        self.calls.append(call)
+        tool = self.tools.get(name)
+        if tool is None:
+            known = ", ".join(sorted(self.tools)) or "none"
+            return self._fail(
+                call, ErrorKind.UNKNOWN_TOOL, f"unknown tool {name!r}; available tools: {known}"
+            )
+        try:
+            arguments = json.loads(raw_arguments) if raw_arguments.strip() else {}
+        except ValueError as exc:
+            return self._fail(call, ErrorKind.INVALID_ARGUMENTS, f"arguments are not valid JSON ({exc})")
+        if not isinstance(arguments, dict):
+            return self._fail(call, ErrorKind.INVALID_ARGUMENTS, "arguments must be a JSON object")
+        call.arguments = arguments
+        deps: list[Call] = []
+        waits: set[Call] = set()
+        if self.mode == "async":
+            refs = sorted(find_references(arguments))
+            unknown = [r for r in refs if not 0 < r < call.seq]
+            if unknown:
+                ids = ", ".join(future_id(r) for r in unknown)
+                return self._fail(
+                    call, ErrorKind.UNKNOWN_FUTURE, f"unknown future {ids} (not issued in this session)"
+                )
+            deps = [self.calls[r - 1] for r in refs]
+            call.deps = refs
+            reads, writes = tool.labels(arguments, is_reference)
+            waits = self.hazards.register(call, reads, writes)
+            call.waited_for = sorted(c.seq for c in waits)
+        task = asyncio.create_task(
+            self._run(call, tool, arguments, deps, waits), name=f"asyncfc:{call.id}:{name}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return call
+
+    def _fail(self, call: Call, kind: ErrorKind, message: str) -> Call:
+        call.finished_at = self.trace.now()
+        call.future.set_error(CallError(kind, message))
+        self._record(call)
+        return call
+
+    async def _run(
+        self, call: Call, tool: Tool, arguments: dict[str, Any], deps: list[Call], waits: set[Call]
+    ) -> None:
+        try:
+            for other in [*deps, *waits]:
+                await other.future.wait()
+            failed = [d for d in deps if d.error is not None]
+            if failed:
+                first = failed[0]
+                assert first.error is not None
+                self._resolve(
+                    call,
+                    error=CallError(
+                        ErrorKind.DEPENDENCY_FAILED,
+                        f"not run: {first.id} ({first.name}) failed with {first.error.kind.value}: {first.error.message}",
+                    ),
+                )
+                return
+            try:
+                resolved = substitute(arguments, self.lookup) if self.mode == "async" else arguments
+                call.resolved_arguments = resolved
+                kwargs = tool.validate(resolved)
+            except ReferenceError_ as exc:
+                self._resolve(call, error=exc.error)
+                return
+            except ArgumentsError as exc:
+                self._resolve(
+                    call,
+                    error=CallError(ErrorKind.INVALID_ARGUMENTS, f"invalid arguments for {tool.name}: {exc}"),
+                )
+                return
+            call.dispatched_at = self.trace.now()
+            if self._limit is not None:
+                async with self._limit:
+                    value = await self._execute(call, tool, kwargs)
+            else:
+                value = await self._execute(call, tool, kwargs)
+            self._resolve(call, value=value)
+        except asyncio.CancelledError:
+            self._resolve(
+                call,
+                error=CallError(
+                    ErrorKind.CANCELLED, "cancelled: the session was closed before the call finished"
+                ),
+            )
+            raise
+        except ToolTimeout as exc:
+            self._resolve(call, error=CallError(ErrorKind.TIMEOUT, f"{tool.name} {exc}"))
+        except Exception as exc:
+            self._resolve(
+                call, error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} raised {type(exc).__name__}: {exc}")
+            )
+        finally:
+            self.hazards.finish(call)
+
+    async def _execute(self, call: Call, tool: Tool, kwargs: dict[str, Any]) -> Any:
+        def started(at: float) -> None:
+            call.started_at = at - self.trace.t0
+            call.ran = True
+
+        return jsonable(await self.executor.run(tool, kwargs, started))
+
+    def _resolve(self, call: Call, *, value: Any = None, error: CallError | None = None) -> None:
+        if call.future.done:
+            return
+        call.finished_at = self.trace.now()
+        if error is not None:
+            call.future.set_error(error)
+        else:
+            call.future.set_value(value)
+        self._record(call)
+
+    def _record(self, call: Call) -> None:
+        lane = f"{call.id} {call.name}"
+        if call.started_at is not None and call.finished_at is not None:
+            if call.started_at > call.emitted_at:
+                self.trace.span("waiting", "wait", lane, call.emitted_at, call.started_at)
+            self.trace.span(
+                call.name,
+                "call",
+                lane,
+                call.started_at,
+                call.finished_at,
+                ok=call.error is None,
+                seq=call.seq,
+            )
+        self.trace.span("emitted", "call", lane, call.emitted_at, None)
+        if self._on_resolved is not None:
+            self._on_resolved(call)
+
+    @property
+    def pending(self) -> list[Call]:
+        return [c for c in self.calls if not c.done]
+
+    async def wait_all(self, calls: list[Call] | None = None) -> None:
+        for c in calls if calls is not None else list(self.calls):
+            await c.future.wait()
+
+    async def cancel(self) -> None:
+        """Cancel every pending call; each resolves to a ``cancelled`` error."""
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for c in self.calls:
+            if not c.done:  # never started: resolve it anyway so nothing is left hanging
+                self._resolve(c, error=CallError(ErrorKind.CANCELLED, "cancelled: the session was closed"))
