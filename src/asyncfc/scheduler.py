@@ -98,7 +98,10 @@ class HazardIndex:
         node, path = self.root, [self.root]
         if label != ROOT:
             for part in label.split("/"):
-                node = node.children.setdefault(part, _Node())
+                child = node.children.get(part)
+                if child is None:
+                    child = node.children[part] = _Node()
+                node = child
                 path.append(node)
         return path
 

@@ -72,7 +72,7 @@ class Tool:
                     f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}" for e in exc.errors()
                 )
                 raise ArgumentsError(problems) from None
-            return {name: getattr(parsed, name) for name in type(parsed).model_fields}
+            return dict(parsed)
         try:
             jsonschema.validate(dict(arguments), self.parameters)
         except jsonschema.ValidationError as exc:

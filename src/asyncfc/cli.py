@@ -1,0 +1,125 @@
+"""The ``asyncfc`` command: benchmarks, the embedded local model and the demo.
+
+Exit codes: 0 success, 1 the run finished but failed a check (e.g. modes disagree),
+2 bad usage, 3 a needed component (model server, package) is unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .scheduler import Mode
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _modes(text: str) -> list[Mode]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("sync", "parallel", "async")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown mode(s): {', '.join(bad)} (choose from sync, parallel, async)")
+    return modes  # type: ignore[return-value]
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps({k: v for k, v in data.items() if not k.startswith("_")}, indent=2) + "\n")
+
+
+def _mode_table(title: str, data: dict[str, Any]) -> Table:
+    table = Table(title=title)
+    for col in ("mode", "wall s", "model s", "steps", "calls", "speedup vs sync"):
+        table.add_column(col, justify="right" if col != "mode" else "left")
+    for mode, row in data["modes"].items():
+        speed = data.get("speedup", {}).get(mode)
+        table.add_row(
+            mode,
+            f"{row['wall_s']:.3f}",
+            f"{row['model_s']:.3f}",
+            str(row["steps"]),
+            str(row["calls"]),
+            "1.00x" if mode == "sync" else (f"{speed:.2f}x" if speed else "-"),
+        )
+    return table
+
+
+def cmd_bench_synthetic(args: argparse.Namespace) -> int:
+    from .bench.synthetic import Workload, run_synthetic, run_synthetic_server
+
+    workload = Workload(chains=args.chains, length=args.length, delay_s=args.delay, decode_s=args.decode)
+    if args.server:
+        data = asyncio.run(run_synthetic_server(workload, args.modes))
+    else:
+        data = asyncio.run(run_synthetic(workload, args.modes))
+    if args.trace_dir:
+        folder = Path(args.trace_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for mode, result in data["_results"].items():
+            result.trace.save(folder / f"synthetic-{mode}.trace.json")
+    if args.plot:
+        from .trace import plot_timeline
+
+        plot_timeline({m: r.trace for m, r in data["_results"].items()}, args.plot, "synthetic workload")
+    if args.json:
+        _print_json(data)
+    else:
+        w = data["workload"]
+        out.print(
+            _mode_table(
+                f"synthetic: {w['chains']} chains x {w['length']} calls, tool {w['delay_s']} s, decode {w['decode_s']} s/call",
+                data,
+            )
+        )
+        out.print(
+            f"ideal (zero-overhead async): {data['ideal_s']:.3f} s  ->  ideal speedup {data.get('ideal_speedup', 0):.2f}x, "
+            f"async achieved {data.get('async_vs_ideal', 0):.3f}x of ideal time, efficiency {data.get('efficiency', 0):.2f}"
+        )
+        if "adapter_overhead_ms" in data:
+            out.print(f"adapter overhead per request: {data['adapter_overhead_ms']:.2f} ms")
+        out.print("all modes agree on results and state" if data["consistent"] else "[red]modes DISAGREE[/red]")
+    return 0 if data["consistent"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asyncfc", description="Future-based asynchronous function calling for LLM agents."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bench = sub.add_parser("bench", help="run a benchmark").add_subparsers(dest="bench", required=True)
+    syn = bench.add_parser("synthetic", help="independent chains of dependent calls in every mode")
+    syn.add_argument("--chains", type=int, default=4, help="independent chains (default 4)")
+    syn.add_argument("--length", type=int, default=3, help="calls per chain (default 3)")
+    syn.add_argument("--delay", type=float, default=0.2, help="seconds per tool call (default 0.2)")
+    syn.add_argument("--decode", type=float, default=0.05, help="model decode seconds per call (default 0.05)")
+    syn.add_argument("--modes", type=_modes, default=["sync", "parallel", "async"], help="comma-separated modes")
+    syn.add_argument("--server", action="store_true", help="go through the simulated-decode HTTP server and the OpenAI adapter")
+    syn.add_argument("--trace-dir", help="write one Chrome trace JSON per mode here")
+    syn.add_argument("--plot", help="write a timeline PNG of all modes here")
+    syn.add_argument("--json", action="store_true", help="print one JSON object")
+    syn.set_defaults(func=cmd_bench_synthetic)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
