@@ -116,16 +116,20 @@ class Agent:
         self.max_revisions = max_revisions
         self.max_session_concurrency = max_session_concurrency
         self.max_result_chars = max_result_chars
+        self._specs: list[dict[str, Any]] | None = None
         self.executor = Executor(
             default_timeout=default_timeout, max_concurrency=max_concurrency, tool_limits=tool_limits
         )
 
     def tool_specs(self) -> list[dict[str, Any]]:
-        """The tools as the model sees them in this mode."""
-        if self.mode != "async":
-            return [t.spec() for t in self.tools.values()]
-        specs = [{**t.spec(), "parameters": widen_schema(t.parameters)} for t in self.tools.values()]
-        return [*specs, AWAIT_SPEC]
+        """The tools as the model sees them in this mode (computed once)."""
+        if self._specs is None:
+            if self.mode != "async":
+                self._specs = [t.spec() for t in self.tools.values()]
+            else:
+                widened = [{**t.spec(), "parameters": widen_schema(t.parameters)} for t in self.tools.values()]
+                self._specs = [*widened, AWAIT_SPEC]
+        return self._specs
 
     def session(self) -> Session:
         return Session(self)
@@ -366,6 +370,7 @@ class Session:
 
     def _deliver_text(self, call: Call) -> str:
         """The text of a resolved call for the model; marks it delivered (exactly once)."""
+        call.deliveries += 1
         if call.delivered_at is None:
             call.delivered_at = self.trace.now()
             self.trace.span("delivered", "call", f"{call.id} {call.name}", call.delivered_at, None)

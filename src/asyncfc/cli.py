@@ -27,7 +27,9 @@ def _modes(text: str) -> list[Mode]:
     modes = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in modes if m not in ("sync", "parallel", "async")]
     if bad:
-        raise argparse.ArgumentTypeError(f"unknown mode(s): {', '.join(bad)} (choose from sync, parallel, async)")
+        raise argparse.ArgumentTypeError(
+            f"unknown mode(s): {', '.join(bad)} (choose from sync, parallel, async)"
+        )
     return modes  # type: ignore[return-value]
 
 
@@ -85,8 +87,86 @@ def cmd_bench_synthetic(args: argparse.Namespace) -> int:
         )
         if "adapter_overhead_ms" in data:
             out.print(f"adapter overhead per request: {data['adapter_overhead_ms']:.2f} ms")
-        out.print("all modes agree on results and state" if data["consistent"] else "[red]modes DISAGREE[/red]")
+        out.print(
+            "all modes agree on results and state" if data["consistent"] else "[red]modes DISAGREE[/red]"
+        )
     return 0 if data["consistent"] else 1
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def cmd_bench_overhead(args: argparse.Namespace) -> int:
+    from .bench.overhead import measure
+
+    with console.status("measuring runtime overhead per call ..."):
+        data = asyncio.run(measure(args.modes, args.in_flight, args.labels))
+    if args.json:
+        _print_json(data)
+        return 0
+    table = Table(title="asyncfc overhead per call (instant tools, instant model), microseconds")
+    for col in ("mode", "in flight", "median", "p99", "emit path median", "emit path p99"):
+        table.add_column(col, justify="right")
+    for mode, row in data["modes"].items():
+        for n, v in row["in_flight"].items():
+            table.add_row(
+                mode,
+                n,
+                f"{v['median_us']:.1f}",
+                f"{v['p99_us']:.1f}",
+                f"{v['submit_median_us']:.1f}",
+                f"{v['submit_p99_us']:.1f}",
+            )
+    out.print(table)
+    for mode, row in data["modes"].items():
+        labels = ", ".join(f"{k} labels: {v['median_us']:.0f}" for k, v in row["labels_at_1000"].items())
+        out.print(
+            f"{mode}: growth {row['growth']}x from fewest to most in flight; at 1000 calls, {labels} us/call"
+        )
+    return 0
+
+
+def cmd_bench_load(args: argparse.Namespace) -> int:
+    from .bench.load import compare
+
+    with console.status(f"running {args.sessions} concurrent sessions per mode ..."):
+        data = compare(args.sessions, args.modes, faults=args.faults, seed=args.seed)
+    ok = all(
+        m["lost"] == 0 and m["duplicated"] == 0 and m["leaked_tasks"] == 0 for m in data["modes"].values()
+    )
+    if args.json:
+        _print_json(data)
+        return 0 if ok else 1
+    table = Table(
+        title=f"{args.sessions} concurrent sessions{' with injected faults' if args.faults else ''}"
+    )
+    cols = (
+        "emitted",
+        "run",
+        "rejected",
+        "resolved",
+        "delivered",
+        "lost",
+        "duplicated",
+        "calls_per_s",
+        "p50_session_s",
+        "p99_session_s",
+        "peak_rss_mb",
+    )
+    table.add_column("mode")
+    for col in cols:
+        table.add_column(col.replace("_", " "), justify="right")
+    for mode, row in data["modes"].items():
+        table.add_row(mode, *(str(row[c]) for c in cols))
+    out.print(table)
+    for mode, row in data["modes"].items():
+        if row["errors_by_type"]:
+            out.print(f"{mode} errors the model saw: {row['errors_by_type']}")
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,13 +180,42 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--chains", type=int, default=4, help="independent chains (default 4)")
     syn.add_argument("--length", type=int, default=3, help="calls per chain (default 3)")
     syn.add_argument("--delay", type=float, default=0.2, help="seconds per tool call (default 0.2)")
-    syn.add_argument("--decode", type=float, default=0.05, help="model decode seconds per call (default 0.05)")
-    syn.add_argument("--modes", type=_modes, default=["sync", "parallel", "async"], help="comma-separated modes")
-    syn.add_argument("--server", action="store_true", help="go through the simulated-decode HTTP server and the OpenAI adapter")
+    syn.add_argument(
+        "--decode", type=float, default=0.05, help="model decode seconds per call (default 0.05)"
+    )
+    syn.add_argument(
+        "--modes", type=_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
+    )
+    syn.add_argument(
+        "--server",
+        action="store_true",
+        help="go through the simulated-decode HTTP server and the OpenAI adapter",
+    )
     syn.add_argument("--trace-dir", help="write one Chrome trace JSON per mode here")
     syn.add_argument("--plot", help="write a timeline PNG of all modes here")
     syn.add_argument("--json", action="store_true", help="print one JSON object")
     syn.set_defaults(func=cmd_bench_synthetic)
+
+    ovh = bench.add_parser("overhead", help="runtime cost per call with instant tools and model")
+    ovh.add_argument(
+        "--modes", type=_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
+    )
+    ovh.add_argument("--in-flight", type=_ints, default=[10, 100, 1000, 10000], help="calls per burst")
+    ovh.add_argument(
+        "--labels", type=_ints, default=[1, 10, 100, 1000], help="distinct labels (at 1000 calls)"
+    )
+    ovh.add_argument("--json", action="store_true", help="print one JSON object")
+    ovh.set_defaults(func=cmd_bench_overhead)
+
+    load = bench.add_parser("load", help="many concurrent multi-turn sessions, optionally with faults")
+    load.add_argument("--sessions", type=int, default=1000, help="concurrent sessions (default 1000)")
+    load.add_argument("--faults", action="store_true", help="inject tool, model and cancellation faults")
+    load.add_argument("--seed", type=int, default=0, help="fault-injection seed")
+    load.add_argument(
+        "--modes", type=_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
+    )
+    load.add_argument("--json", action="store_true", help="print one JSON object")
+    load.set_defaults(func=cmd_bench_load)
     return parser
 
 

@@ -49,6 +49,8 @@ class Call:
     finished_at: float | None = None
     delivered_at: float | None = None
     ran: bool = False
+    deliveries: int = 0
+    """How often the runtime put this call's resolution into the transcript (must end at 1)."""
     future: Future = field(init=False)
 
     def __post_init__(self) -> None:

@@ -83,7 +83,7 @@ async def _one_run(mode: Mode, n: int, labels: int) -> tuple[float, list[float]]
         submit_ns.append((time.perf_counter_ns() - t) / 1000)
         return call
 
-    sched.submit = timed_submit  # type: ignore[method-assign]
+    sched.submit = timed_submit  # type: ignore[method-assign,assignment]
     t0 = time.perf_counter()
     async with session:
         result = await session.run([Message("user", "go")])

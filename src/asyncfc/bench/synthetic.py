@@ -9,6 +9,7 @@ per step (parallel function calling), decoding ``decode_s`` per call.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -138,3 +139,49 @@ async def run_synthetic(
     )
     out["_results"] = results
     return out
+
+
+async def run_synthetic_server(workload: Workload, modes: Sequence[Mode] = MODES) -> dict[str, Any]:
+    """The same workload through real HTTP: the simulated-decode server and the OpenAI adapter.
+
+    Decode is paced in tokens (4 characters each) at the rate that makes one first-level
+    call take ``decode_s``. The same pacing is replayed in-process with a
+    :class:`ScriptedModel`, and the difference in model time per request is the adapter
+    overhead (SDK, HTTP, SSE parsing), reported as ``adapter_overhead_ms``.
+    """
+    from ..models.openai_chat import OpenAIChatModel
+    from ..models.scripted import tokens_of
+    from ..models.simserver import SimServer
+
+    first = json.dumps({"chain": 0, "index": 0, "previous": 0})
+    rate = tokens_of("step" + first) / workload.decode_s
+    servers: list[SimServer] = []
+    models: list[OpenAIChatModel] = []
+
+    def through_server() -> Model:
+        server = SimServer(workload.turns(), tokens_per_s=rate).start()
+        servers.append(server)
+        model = OpenAIChatModel("sim-model", base_url=server.base_url)
+        models.append(model)
+        return model
+
+    try:
+        data = await run_synthetic(workload, modes, through_server)
+        local = await run_synthetic(
+            workload, modes, lambda: ScriptedModel(workload.turns(), token_s=1 / rate)
+        )
+    finally:
+        for model in models:
+            await model.aclose()
+        for server in servers:
+            server.stop()
+    overheads = [
+        (data["modes"][m]["model_s"] - local["modes"][m]["model_s"]) / data["modes"][m]["steps"]
+        for m in data["modes"]
+    ]
+    data["transport"] = "http+openai-sdk"
+    data["tokens_per_s"] = round(rate, 1)
+    data["in_process_modes"] = local["modes"]
+    data["adapter_overhead_ms"] = round(1000 * sum(overheads) / len(overheads), 3)
+    data["consistent"] = data["consistent"] and local["consistent"]
+    return data
