@@ -1,17 +1,40 @@
-"""asyncfc: future-based asynchronous function calling for LLM agents."""
+"""asyncfc: future-based asynchronous function calling for LLM agents, without model changes.
 
-from .errors import AsyncFCError, CallError, ErrorKind, ModelError, SessionClosedError, StepLimitError, ToolDefinitionError
+Every tool call returns a symbolic future at once while the tool runs in the background;
+a scheduler runs calls in parallel where data dependencies and read/write sets allow;
+resolved values reach the model at turn boundaries or through the ``await_future`` tool.
+"""
+
+from .agent import ASYNC_INSTRUCTIONS, Agent, Delivery, RunResult, Session
+from .errors import (
+    AsyncFCError,
+    CallError,
+    ErrorKind,
+    ModelError,
+    SessionClosedError,
+    ToolDefinitionError,
+)
+from .scheduler import Call, Mode
 from .tools import Tool, tool, tool_from_schema
+from .trace import Trace, plot_timeline
 
 __all__ = [
+    "ASYNC_INSTRUCTIONS",
+    "Agent",
     "AsyncFCError",
+    "Call",
     "CallError",
+    "Delivery",
     "ErrorKind",
+    "Mode",
     "ModelError",
+    "RunResult",
+    "Session",
     "SessionClosedError",
-    "StepLimitError",
     "Tool",
     "ToolDefinitionError",
+    "Trace",
+    "plot_timeline",
     "tool",
     "tool_from_schema",
 ]

@@ -3,8 +3,7 @@
     AsyncFCError                  anything asyncfc raises at the developer
     ├── ToolDefinitionError       a tool cannot be built (bad signature, schema, annotation)
     ├── SessionClosedError        a closed or cancelled session was used again
-    ├── ModelError                a model adapter failed (transport, protocol, server error)
-    └── StepLimitError            a user turn ran past the agent's step limit
+    └── ModelError                a model adapter failed (transport, protocol, server error)
 
 Problems caused by model output (unknown tool, bad arguments, failing tools, ...) are
 never raised: they resolve the call's future to a :class:`CallError` the model reads.
@@ -31,10 +30,6 @@ class SessionClosedError(AsyncFCError):
 
 class ModelError(AsyncFCError):
     """The model endpoint failed in a way the run cannot recover from."""
-
-
-class StepLimitError(AsyncFCError):
-    """A user turn needed more model steps than the agent allows."""
 
 
 class ErrorKind(str, Enum):
