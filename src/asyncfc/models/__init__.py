@@ -1,4 +1,10 @@
-"""Model protocol and adapters."""
+"""Model protocol and adapters.
+
+The SDK-backed adapters and the simulated-decode server are imported on first use, so
+``import asyncfc`` stays fast for users of only one protocol.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from .base import (
     Message,
@@ -15,19 +21,44 @@ from .base import (
 )
 from .scripted import Call, Ref, ScriptedModel
 
+if TYPE_CHECKING:
+    from .anthropic_messages import AnthropicMessagesModel
+    from .openai_chat import OpenAIChatModel
+    from .simserver import SimServer
+    from .text_calls import parse_text_calls
+
+_LAZY = {
+    "AnthropicMessagesModel": "anthropic_messages",
+    "OpenAIChatModel": "openai_chat",
+    "SimServer": "simserver",
+    "parse_text_calls": "text_calls",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
+    "AnthropicMessagesModel",
     "Call",
     "Message",
     "Model",
     "ModelEvent",
     "ModelRequest",
     "ModelResponse",
+    "OpenAIChatModel",
     "Ref",
     "ResponseDone",
     "ScriptedModel",
+    "SimServer",
     "TextDelta",
     "ToolCall",
     "ToolCallReady",
     "Usage",
     "complete",
+    "parse_text_calls",
 ]

@@ -1,0 +1,383 @@
+"""Model adapter for OpenAI chat completions, and any server that speaks them.
+
+Works against api.openai.com, vLLM, llama.cpp's ``llama-server``, Ollama, ... through the
+official ``openai`` SDK's async client. Streaming is the point: a call is announced
+(:class:`ToolCallReady`) as soon as its arguments are known complete, i.e. when the next
+call starts in the stream or the stream ends, so the agent can dispatch it while the model
+is still decoding the rest of its turn.
+
+Local servers have quirks this adapter absorbs so a run can continue:
+
+* llama.cpp answers HTTP 500 "The model produced output that does not match the expected
+  ... format" when it cannot parse the model's tool-call syntax. That is a bad model step,
+  not a broken endpoint: it becomes an empty response with ``finish_reason="error"``.
+* Small models write calls as JSON text instead of ``tool_calls``; with
+  ``parse_text_calls=True`` those are recovered (see :mod:`asyncfc.models.text_calls`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import openai
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
+
+from ..errors import ModelError
+from .base import (
+    Message,
+    ModelEvent,
+    ModelRequest,
+    ModelResponse,
+    ResponseDone,
+    TextDelta,
+    ToolCall,
+    ToolCallReady,
+    Usage,
+)
+from .text_calls import format_error_response, is_format_error
+from .text_calls import parse_text_calls as _parse_text_calls
+
+__all__ = [
+    "OpenAIChatModel",
+    "to_openai_messages",
+    "to_openai_tools",
+]
+
+TEXT_CALLS_NOTE = "tool calls recovered from text"
+
+
+def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Neutral messages in chat-completions form (assistant ``tool_calls``, tool ``tool_call_id``)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "tool":
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.content})
+        elif m.role == "assistant" and m.tool_calls:
+            out.append(
+                {
+                    "role": "assistant",
+                    # null, not "", is what the API documents for a calls-only message.
+                    "content": m.content or None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments or "{}"},
+                        }
+                        for c in m.tool_calls
+                    ],
+                }
+            )
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+def to_openai_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Tool specs ``{"name", "description", "parameters"}`` wrapped as function tools."""
+    return [{"type": "function", "function": dict(spec)} for spec in tools]
+
+
+@dataclass
+class _Slot:
+    """One tool call being assembled from stream deltas."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    args: list[str] = field(default_factory=list)
+    call: ToolCall | None = None
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.args)
+
+
+class _CallAssembler:
+    """Accumulates tool-call deltas by index and releases calls, in order, once complete."""
+
+    def __init__(self, new_id: Callable[[], str], used: set[str] | None = None) -> None:
+        self._new_id = new_id
+        self._used = used if used is not None else set()
+        self.slots: list[_Slot] = []
+        self._current: dict[int, _Slot] = {}
+        self._released = 0
+
+    def add(self, delta: ChoiceDeltaToolCall) -> list[ToolCall]:
+        """Feed one delta; returns the calls that became ready because a later one started."""
+        slot = self._current.get(delta.index)
+        # A new index starts a new call; so does a fresh id at a reused index (some servers
+        # send every call complete at index 0).
+        if slot is None or (delta.id and slot.id and delta.id != slot.id):
+            slot = _Slot(index=delta.index)
+            self.slots.append(slot)
+            self._current[delta.index] = slot
+        if delta.id:
+            slot.id = delta.id
+            self._used.add(delta.id)  # generated ids must not collide with the server's
+        fn = delta.function
+        if fn is not None:
+            if fn.name and not slot.name:
+                slot.name = fn.name  # sent once; some servers repeat it, never split it
+            if fn.arguments:
+                slot.args.append(fn.arguments)
+        return self._release(upto=len(self.slots) - 1, force=False)
+
+    def finish(self) -> list[ToolCall]:
+        """The stream ended: every remaining call is as complete as it will get."""
+        return self._release(upto=len(self.slots), force=True)
+
+    def released(self) -> list[ToolCall]:
+        return [s.call for s in self.slots[: self._released] if s.call is not None]
+
+    def _release(self, upto: int, force: bool) -> list[ToolCall]:
+        ready: list[ToolCall] = []
+        while self._released < upto:
+            slot = self.slots[self._released]
+            if not force and not _is_complete_json(slot.arguments):
+                break  # wait for the end rather than dispatch a truncated call
+            slot.call = ToolCall(
+                id=slot.id or self._new_id(), name=slot.name, arguments=slot.arguments or "{}"
+            )
+            ready.append(slot.call)
+            self._released += 1
+        return ready
+
+
+def _is_complete_json(text: str) -> bool:
+    if not text.strip():
+        return True
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+class OpenAIChatModel:
+    """A :class:`~asyncfc.models.base.Model` over the chat completions API.
+
+    ``client`` lets callers share or configure an ``AsyncOpenAI``; otherwise one is made
+    from ``base_url``/``api_key`` (a placeholder key is used for keyless local servers) and
+    closed by :meth:`aclose`. ``stream=False`` forces non-streaming requests (no early
+    dispatch); a request with ``stream=False`` is also honoured.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        client: AsyncOpenAI | None = None,
+        stream: bool = True,
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        parse_text_calls: bool = False,
+        name: str | None = None,
+        max_retries: int = 2,
+        timeout: float | None = None,
+    ) -> None:
+        self.model = model
+        self.name = name or model
+        self.use_stream = stream
+        self.temperature = temperature
+        self.seed = seed
+        self.max_tokens = max_tokens
+        self.extra_body = dict(extra_body) if extra_body else None
+        self.parse_text_calls = parse_text_calls
+        self._owns_client = client is None
+        if client is None:
+            if api_key is None and base_url is not None and not os.environ.get("OPENAI_API_KEY"):
+                api_key = "sk-no-key"  # local servers ignore it, the SDK insists on one
+            kwargs: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "max_retries": max_retries}
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            client = AsyncOpenAI(**kwargs)
+        self.client = client
+        self._ids = 0
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this adapter made it."""
+        if self._owns_client:
+            await self.client.close()
+
+    async def __aenter__(self) -> OpenAIChatModel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def request_params(self, request: ModelRequest) -> dict[str, Any]:
+        """The keyword arguments of ``chat.completions.create`` for ``request``."""
+        stream = self.use_stream and request.stream
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": to_openai_messages(request.messages),
+            "stream": stream,
+        }
+        if request.tools:
+            params["tools"] = to_openai_tools(request.tools)
+            params["parallel_tool_calls"] = request.parallel_tool_calls
+        if stream:
+            params["stream_options"] = {"include_usage": True}
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        if self.seed is not None:
+            params["seed"] = self.seed
+        if self.max_tokens is not None:
+            params["max_tokens"] = self.max_tokens
+        if self.extra_body:
+            params["extra_body"] = self.extra_body
+        return params
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Text deltas and each call as soon as it is complete, then the whole response."""
+        params = self.request_params(request)
+        used = {c.id for m in request.messages for c in m.tool_calls}
+        start = time.perf_counter()
+        events = self._streamed(params, used, start) if params["stream"] else self._whole(params, used, start)
+        try:
+            async for event in events:
+                if isinstance(event, ResponseDone):
+                    for extra in self._recover_text_calls(event.response, request, used):
+                        yield ToolCallReady(extra)
+                    event.response.duration_s = time.perf_counter() - start
+                yield event
+        finally:
+            await events.aclose()  # a consumer that stops early must not leave the HTTP stream open
+
+    def _new_id(self, used: set[str]) -> str:
+        """A fresh ``call_<n>`` for servers that send calls without ids, unique in the session."""
+        while True:
+            candidate = f"call_{self._ids}"
+            self._ids += 1
+            if candidate not in used:
+                used.add(candidate)
+                return candidate
+
+    async def _streamed(
+        self, params: dict[str, Any], used: set[str], start: float
+    ) -> AsyncGenerator[ModelEvent, None]:
+        calls = _CallAssembler(lambda: self._new_id(used), used)
+        text: list[str] = []
+        usage = Usage()
+        finish: str | None = None
+        ttft: float | None = None
+        try:
+            chunks = cast(
+                "AsyncStream[ChatCompletionChunk]", await self.client.chat.completions.create(**params)
+            )
+            try:
+                async for chunk in chunks:
+                    if chunk.usage is not None:
+                        usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                    for choice in chunk.choices[:1]:
+                        delta = choice.delta
+                        if choice.finish_reason:
+                            finish = choice.finish_reason
+                        if delta.content:
+                            if ttft is None:
+                                ttft = time.perf_counter() - start
+                            text.append(delta.content)
+                            yield TextDelta(delta.content)
+                        for tc in delta.tool_calls or []:
+                            if ttft is None:
+                                ttft = time.perf_counter() - start
+                            for call in calls.add(tc):
+                                yield ToolCallReady(call)
+            finally:
+                await chunks.close()
+            for call in calls.finish():
+                yield ToolCallReady(call)
+        except openai.APIError as e:
+            if not is_format_error(e):
+                raise self._error(e) from e
+            # calls already announced may be running: keep them; drop the unfinished rest
+            yield ResponseDone(format_error_response(e.message, calls.released(), usage, ttft))
+            return
+        tool_calls = calls.released()
+        yield ResponseDone(
+            ModelResponse(
+                text="".join(text),
+                tool_calls=tool_calls,
+                usage=usage,
+                finish_reason=finish or ("tool_calls" if tool_calls else "stop"),
+                ttft_s=ttft,
+            )
+        )
+
+    async def _whole(
+        self, params: dict[str, Any], used: set[str], start: float
+    ) -> AsyncGenerator[ModelEvent, None]:
+        try:
+            completion = cast(ChatCompletion, await self.client.chat.completions.create(**params))
+        except openai.APIError as e:
+            if not is_format_error(e):
+                raise self._error(e) from e
+            yield ResponseDone(format_error_response(e.message, [], Usage(), None))
+            return
+        if not completion.choices:
+            raise ModelError(f"model {self.name!r}: the server answered without choices")
+        choice = completion.choices[0]
+        message = choice.message
+        tool_calls: list[ToolCall] = []
+        for tc in message.tool_calls or []:
+            if tc.type != "function":
+                continue  # custom (free-form) tools are not part of the neutral protocol
+            tool_calls.append(
+                ToolCall(
+                    id=tc.id or self._new_id(used),
+                    name=tc.function.name,
+                    arguments=tc.function.arguments or "{}",
+                )
+            )
+        if message.content:
+            yield TextDelta(message.content)  # one delta, so printers need not special-case stream=False
+        for call in tool_calls:
+            yield ToolCallReady(call)
+        usage = Usage()
+        if completion.usage is not None:
+            usage = Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
+        yield ResponseDone(
+            ModelResponse(
+                text=message.content or "",
+                tool_calls=tool_calls,
+                usage=usage,
+                finish_reason=choice.finish_reason or ("tool_calls" if tool_calls else "stop"),
+            )
+        )
+
+    def _recover_text_calls(
+        self, response: ModelResponse, request: ModelRequest, used: set[str]
+    ) -> list[ToolCall]:
+        """With ``parse_text_calls``, turn calls written as JSON text into real calls."""
+        if not self.parse_text_calls or response.tool_calls or not response.text or not request.tools:
+            return []
+        names: Collection[str] = [str(t.get("name", "")) for t in request.tools]
+        found = _parse_text_calls(response.text, names)
+        if not found:
+            return []
+        calls = [ToolCall(id=self._new_id(used), name=n, arguments=a) for n, a in found]
+        response.tool_calls = calls
+        response.text = ""
+        response.finish_reason = "tool_calls"
+        response.notes.append(TEXT_CALLS_NOTE)
+        return calls
+
+    def _error(self, error: openai.APIError) -> ModelError:
+        where = str(self.client.base_url)
+        if isinstance(error, openai.APIStatusError):
+            return ModelError(f"model {self.name!r} at {where}: HTTP {error.status_code}: {error.message}")
+        if isinstance(error, openai.APIConnectionError):
+            return ModelError(f"model {self.name!r}: cannot reach {where}: {error.message}")
+        return ModelError(f"model {self.name!r} at {where}: {error.message}")
