@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
-from .errors import CallError, ErrorKind, ModelError, SessionClosedError
+from .errors import CallError, ErrorKind, ModelError, SessionClosedError, ToolDefinitionError
 from .executor import Executor
 from .futures import FUTURE_PREFIX, Resolved, as_text, placeholder, widen_schema
 from .models.base import Message, Model, ModelRequest, ModelResponse, ResponseDone, ToolCall, ToolCallReady
@@ -96,9 +96,9 @@ class Agent:
         names = [t.name for t in tools]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
-            raise ValueError(f"duplicate tool names: {sorted(dupes)}")
+            raise ToolDefinitionError(f"duplicate tool names: {sorted(dupes)}")
         if AWAIT_TOOL in names:
-            raise ValueError(f"{AWAIT_TOOL!r} is reserved for the runtime")
+            raise ToolDefinitionError(f"{AWAIT_TOOL!r} is reserved for the runtime")
         if mode not in ("sync", "parallel", "async"):
             raise ValueError(f"unknown mode {mode!r}")
         if delivery not in ("rewrite", "synthetic_await"):
@@ -127,7 +127,9 @@ class Agent:
             if self.mode != "async":
                 self._specs = [t.spec() for t in self.tools.values()]
             else:
-                widened = [{**t.spec(), "parameters": widen_schema(t.parameters)} for t in self.tools.values()]
+                widened = [
+                    {**t.spec(), "parameters": widen_schema(t.parameters)} for t in self.tools.values()
+                ]
                 self._specs = [*widened, AWAIT_SPEC]
         return self._specs
 
@@ -157,7 +159,10 @@ class Session:
         self.user_turns = 0
         self._tool_messages: dict[str, Message] = {}
         self._awaits = 0
-        self._submitted: dict[str, Call] = {}
+        self._announced: list[tuple[ToolCall, Call]] = []
+        """Calls dispatched early in the current step, as the stream announced them."""
+        self._dispatched: dict[int, Call] = {}
+        """The same calls by their position in the step's final response."""
 
     @property
     def calls(self) -> list[Call]:
@@ -194,6 +199,7 @@ class Session:
         notes: list[str] = []
         try:
             for step in range(1, agent.max_steps + 1):
+                self._check_open()
                 self._deliver_ready()
                 t0 = self.trace.now()
                 response = await self._model_step(step)
@@ -263,16 +269,16 @@ class Session:
         agent = self.agent
         request = self._request()
         early = agent.early_dispatch and agent.mode in ("async", "parallel")
-        self._submitted = {}
+        self._announced, self._dispatched = [], {}
         t0 = self.trace.now()
         response: ModelResponse | None = None
         try:
             async for event in agent.model.stream(request):
                 if isinstance(event, ToolCallReady) and early and event.call.name != AWAIT_TOOL:
-                    self._submit(event.call, step)
+                    self._announced.append((event.call, self._submit(event.call, step)))
                 elif isinstance(event, ResponseDone):
                     response = event.response
-        except ModelError:
+        except (ModelError, SessionClosedError):
             raise
         except Exception as exc:
             raise ModelError(f"model {agent.model.name!r} failed: {type(exc).__name__}: {exc}") from exc
@@ -288,28 +294,48 @@ class Session:
             ttft_s=response.ttft_s,
             output_tokens=response.usage.output_tokens,
         )
+        # pair early-dispatched calls with the response's calls before ids are made unique:
+        # ids may be missing or repeated, so match the announced object (or its content), in order
+        for i, tc in enumerate(response.tool_calls):
+            key = (tc.id, tc.name, tc.arguments)
+            j = next(
+                (
+                    j
+                    for j, (a, _) in enumerate(self._announced)
+                    if a is tc or (a.id, a.name, a.arguments) == key
+                ),
+                None,
+            )
+            if j is not None:
+                self._dispatched[i] = self._announced.pop(j)[1]
         seen: set[str] = set()
         for i, call in enumerate(response.tool_calls):
             if not call.id or call.id in seen:  # ids must be unique for the protocol round trip
                 call.id = f"call_{self.user_turns}_{step}_{i}"
             seen.add(call.id)
+            if i in self._dispatched:
+                self._dispatched[i].call_id = call.id
         self.messages.append(Message("assistant", response.text, list(response.tool_calls)))
         return response
 
+    def _check_open(self) -> None:
+        """A session closed while a run was in flight must not ask the model or start calls again."""
+        if self.closed:
+            raise SessionClosedError("the session was closed during the run")
+
     def _submit(self, tc: ToolCall, step: int) -> Call:
-        call = self.scheduler.submit(tc.id, tc.name, tc.arguments, user_turn=self.user_turns, step=step)
-        self._submitted[tc.id] = call
-        return call
+        self._check_open()
+        return self.scheduler.submit(tc.id, tc.name, tc.arguments, user_turn=self.user_turns, step=step)
 
     async def _answer_calls(self, response: ModelResponse, step: int) -> None:
         """Append one tool message per call, in the order the model wrote them."""
         mode = self.agent.mode
         calls: list[tuple[ToolCall, Call | None]] = []
-        for tc in response.tool_calls:
+        for i, tc in enumerate(response.tool_calls):
             if tc.name == AWAIT_TOOL and mode == "async":
                 calls.append((tc, None))
                 continue
-            call = self._submitted.get(tc.id)
+            call = self._dispatched.get(i)
             if call is None:
                 call = self._submit(tc, step)
             if mode == "sync":

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +24,21 @@ class ToolTimeout(Exception):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"timed out after {seconds:g} s")
         self.seconds = seconds
+
+
+class _ToolRaised(Exception):
+    """Carries an exception the tool raised itself past ``wait_for``'s timeout handling."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _own_errors(awaitable: Awaitable[Any]) -> Any:
+    try:
+        return await awaitable
+    except asyncio.TimeoutError as exc:
+        raise _ToolRaised(exc) from exc
 
 
 class Executor:
@@ -85,9 +100,11 @@ class Executor:
                 loop = asyncio.get_running_loop()
                 awaitable = loop.run_in_executor(self._pool, functools.partial(tool.fn, **kwargs))
             try:
-                return await asyncio.wait_for(awaitable, timeout)
+                return await asyncio.wait_for(_own_errors(awaitable), timeout)
             except asyncio.TimeoutError:
                 raise ToolTimeout(timeout or 0.0) from None
+            except _ToolRaised as exc:  # the tool's own TimeoutError is a tool error, not a timeout
+                raise exc.error from None
 
     def shutdown(self) -> None:
         """Release the worker threads (threads still running a timed-out tool finish on their own)."""

@@ -18,7 +18,7 @@ from pydantic_core import to_jsonable_python
 
 from .errors import CallError, ErrorKind
 from .executor import Executor, ToolTimeout
-from .futures import Future, ReferenceError_, find_references, future_id, is_reference, substitute
+from .futures import Future, ReferenceError_, find_references, future_id, substitute
 from .tools import ROOT, ArgumentsError, Tool
 from .trace import Trace
 
@@ -222,7 +222,8 @@ class Scheduler:
                 )
             deps = [self.calls[r - 1] for r in refs]
             call.deps = refs
-            reads, writes = tool.labels(arguments, is_reference)
+            # any reference, even one inside a longer string, leaves the label unknown: widen it
+            reads, writes = tool.labels(arguments, lambda v: bool(find_references(v)))
             waits = self.hazards.register(call, reads, writes)
             call.waited_for = sorted(c.seq for c in waits)
         task = asyncio.create_task(

@@ -1,0 +1,184 @@
+"""Futures: IDs, resolution, reference parsing and substitution, widened schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from asyncfc.errors import CallError, ErrorKind
+from asyncfc.futures import (
+    Future,
+    ReferenceError_,
+    Resolved,
+    find_references,
+    future_id,
+    is_reference,
+    substitute,
+    widen_schema,
+)
+
+
+def futures(*values: Any) -> dict[int, Future]:
+    out: dict[int, Future] = {}
+    for i, v in enumerate(values, start=1):
+        f = Future(i)
+        if isinstance(v, CallError):
+            f.set_error(v)
+        else:
+            f.set_value(v)
+        out[i] = f
+    return out
+
+
+def sub(arguments: Any, *values: Any) -> Any:
+    table = futures(*values)
+    return substitute(arguments, table.get)
+
+
+def test_ids_are_numbered_with_one_prefix() -> None:
+    assert future_id(3) == "fut_3"
+    f = Future(12)
+    assert (f.id, f.seq, f.done, f.failed) == ("fut_12", 12, False, False)
+
+
+def test_future_resolves_exactly_once() -> None:
+    f = Future(1)
+    f.set_value(5)
+    assert f.done and not f.failed and f.value == 5
+    with pytest.raises(RuntimeError, match="twice"):
+        f.set_value(6)
+    with pytest.raises(RuntimeError, match="twice"):
+        f.set_error(CallError(ErrorKind.TOOL_ERROR, "x"))
+    assert f.value == 5
+    g = Future(2)
+    g.set_error(CallError(ErrorKind.TIMEOUT, "slow"))
+    assert g.failed and g.error == CallError(ErrorKind.TIMEOUT, "slow")
+
+
+@pytest.mark.parametrize("value", [42, 2.5, True, None, "text", {"a": [1, {"b": None}]}, [1, "x"]])
+def test_whole_reference_keeps_json_type(value: Any) -> None:
+    assert sub({"x": "fut_1"}, value) == {"x": value}
+    assert sub({"x": "  fut_1 "}, value) == {"x": value}
+
+
+def test_field_and_index_paths() -> None:
+    value = {"price": 9.5, "items": [{"name": "a"}, {"name": "b", "tags": ["t0", "t1"]}], "my-key": 1}
+    assert sub({"p": "fut_1.price"}, value) == {"p": 9.5}
+    assert sub({"p": "fut_1.items[1].name"}, value) == {"p": "b"}
+    assert sub({"p": "fut_1.items[1].tags[0]"}, value) == {"p": "t0"}
+    assert sub({"p": "fut_1.items"}, value) == {"p": value["items"]}
+    assert sub({"p": "fut_1.my-key"}, value) == {"p": 1}
+    assert sub({"p": "fut_1[2]"}, [1, 2, 3]) == {"p": 3}
+    # a field of a result that is a JSON text is looked up in the parsed text
+    assert sub({"p": "fut_1.a"}, '{"a": 7}') == {"p": 7}
+
+
+def test_interpolation_inside_longer_strings() -> None:
+    values: list[Any] = ["Oslo", 12, {"k": [1, 2]}, None]
+    assert sub({"q": "weather in fut_1 today"}, *values) == {"q": "weather in Oslo today"}
+    assert sub({"q": "fut_2 EUR"}, *values) == {"q": "12 EUR"}
+    assert sub({"q": "data: fut_3"}, *values) == {"q": 'data: {"k": [1, 2]}'}
+    assert sub({"q": "x=fut_3.k[1]; y=fut_4"}, *values) == {"q": "x=2; y=null"}
+    assert sub({"q": "fut_1/fut_2"}, *values) == {"q": "Oslo/12"}
+
+
+def test_nested_arguments_and_non_references_untouched() -> None:
+    args = {
+        "a": ["fut_1", {"b": "fut_2.x", "c": 3}],
+        "d": {"e": ["plain", "prefix fut_1"]},
+        "n": 5,
+        "f": False,
+        "z": None,
+        "word": "future fut fut_ myfut_1",
+    }
+    out = sub(args, 10, {"x": [1]})
+    assert out == {
+        "a": [10, {"b": [1], "c": 3}],
+        "d": {"e": ["plain", "prefix 10"]},
+        "n": 5,
+        "f": False,
+        "z": None,
+        "word": "future fut fut_ myfut_1",
+    }
+    assert args["a"] == ["fut_1", {"b": "fut_2.x", "c": 3}]  # input not mutated
+
+
+def test_unknown_future() -> None:
+    with pytest.raises(ReferenceError_) as exc:
+        sub({"x": "fut_9"}, 1)
+    assert exc.value.error.kind is ErrorKind.UNKNOWN_FUTURE
+    assert "unknown future fut_9" in exc.value.error.message
+    with pytest.raises(ReferenceError_) as inside:
+        sub({"x": "see fut_2.a"}, 1)
+    assert "fut_2.a" in inside.value.error.message
+
+
+def test_missing_field_and_index() -> None:
+    with pytest.raises(ReferenceError_) as exc:
+        sub({"x": "fut_1.nope"}, {"price": 1})
+    assert exc.value.error.kind is ErrorKind.UNKNOWN_FUTURE
+    assert "no field 'nope'" in exc.value.error.message and "fut_1.nope" in exc.value.error.message
+    with pytest.raises(ReferenceError_) as idx:
+        sub({"x": "fut_1.items[5]"}, {"items": [1]})
+    assert "no item [5]" in idx.value.error.message
+    with pytest.raises(ReferenceError_, match="no field"):
+        sub({"x": "fut_1.a"}, 3)
+
+
+def test_failed_dependency_message() -> None:
+    with pytest.raises(ReferenceError_) as exc:
+        sub({"x": "fut_1"}, CallError(ErrorKind.TOOL_ERROR, "disk full"))
+    err = exc.value.error
+    assert err.kind is ErrorKind.DEPENDENCY_FAILED
+    assert "fut_1" in err.message and "tool_error" in err.message and "disk full" in err.message
+
+
+def test_find_references() -> None:
+    args = {
+        "a": "fut_1",
+        "b": ["x fut_2.y z", {"c": "fut_12[0]"}],
+        "d": 3,
+        "e": "fut_ fut_x myfut_7 future",
+    }
+    assert find_references(args) == {1, 2, 12}
+    assert find_references({"a": "nothing here"}) == set()
+    assert find_references("fut_3 and fut_3.a") == {3}
+
+
+def test_is_reference() -> None:
+    assert is_reference("fut_1") and is_reference(" fut_2.a[0] ")
+    assert not is_reference("dir/fut_1") and not is_reference("fut_1 and more")
+    assert not is_reference(1) and not is_reference("fut_")
+
+
+def test_widen_schema() -> None:
+    params = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "n"},
+            "count": {"type": "integer"},
+            "opts": {"type": "object"},
+        },
+        "required": ["name", "count"],
+    }
+    widened = widen_schema(params)
+    props = widened["properties"]
+    assert props["name"] == {"type": "string", "description": "n"}
+    assert props["count"]["anyOf"][0] == {"type": "integer"}
+    assert props["count"]["anyOf"][1]["type"] == "string"
+    assert "fut_1" in props["count"]["anyOf"][1]["description"]
+    assert props["opts"]["anyOf"][0] == {"type": "object"}
+    assert widened["required"] == ["name", "count"]
+    assert params["properties"]["count"] == {"type": "integer"}  # not mutated
+    assert widen_schema({"type": "object"}) == {"type": "object"}
+
+
+def test_resolved_json() -> None:
+    assert Resolved("fut_1", 5).to_json() == {"future": "fut_1", "status": "resolved", "value": 5}
+    failed = Resolved("fut_2", None, CallError(ErrorKind.TIMEOUT, "too slow")).to_json()
+    assert failed == {
+        "future": "fut_2",
+        "status": "failed",
+        "error": {"type": "timeout", "message": "too slow"},
+    }
