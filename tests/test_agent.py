@@ -169,7 +169,7 @@ def test_async_returns_placeholders_then_delivers_values() -> None:
         return "final"
 
     model = ScriptedModel([[Call("slow", {"x": 1})], second, third, fourth])
-    result = run(Agent(model, [slow], mode="async").run("go"))
+    result = run(Agent(model, [slow], mode="async", revise="always").run("go"))
     # step 2: the first call was a pending placeholder
     ph = json.loads(seen[0][-1])
     assert ph == {"future": "fut_1", "status": "pending"}
@@ -206,7 +206,7 @@ def test_synthetic_await_delivery_appends_protocol_valid_await() -> None:
         return "answer"
 
     model = ScriptedModel([[Call("slow", {"x": 1})], release1, release2, "final"])
-    result = run(Agent(model, [slow], mode="async", delivery="synthetic_await").run("go"))
+    result = run(Agent(model, [slow], mode="async", delivery="synthetic_await", revise="always").run("go"))
     assert [c.value for c in result.calls] == [101, 102]
     assert result.text == "final"
     msgs = result.messages
@@ -331,7 +331,7 @@ def test_revision_is_bounded() -> None:
 
     turns: list[Turn] = [[Call("slow", {"x": 1})], draft, more, draft2, "never asked"]
     model = ScriptedModel(turns)
-    result = run(Agent(model, [slow], mode="async", max_revisions=1).run("go"))
+    result = run(Agent(model, [slow], mode="async", max_revisions=1, revise="always").run("go"))
     assert result.text == "draft2"
     assert len(model.requests) == 4
     assert any("revision limit" in n for n in result.notes)
@@ -526,3 +526,67 @@ def test_label_with_reference_inside_a_longer_string_is_widened(mode: Mode) -> N
     if mode == "async":
         assert third.resolved_arguments == {"path": "d/b"}
         assert third.waited_for == [1]
+
+
+def _gated_tool(gate: asyncio.Event, fail: bool = False) -> Tool:
+    @tool(pure=True)
+    async def slow(x: int) -> int:
+        """Waits for the gate."""
+        await gate.wait()
+        if fail:
+            raise RuntimeError("backend down")
+        return x * 10
+
+    return slow
+
+
+@pytest.mark.parametrize(
+    ("answer", "fail", "revised"),
+    [("all done", False, False), ("the value is fut_1", False, True), ("all done", True, True)],
+)
+def test_revise_when_needed(answer: str, fail: bool, revised: bool) -> None:
+    """The default policy asks the model again only if it could not have answered correctly."""
+
+    async def main() -> tuple[RunResult, ScriptedModel]:
+        gate = asyncio.Event()
+
+        def final(transcript: Sequence[Message]) -> str:
+            gate.set()  # the call is still pending when this answer is given
+            return answer
+
+        model = ScriptedModel([[Call("slow", {"x": 1})], final, "revised"])
+        result = await Agent(model, [_gated_tool(gate, fail)], mode="async").run("go")
+        return result, model
+
+    result, model = asyncio.run(main())
+    assert result.calls[0].delivered_at is not None and result.calls[0].deliveries == 1
+    assert result.text == ("revised" if revised else answer)
+    assert len(model.requests) == (3 if revised else 2)
+
+
+def test_set_tools_between_user_turns() -> None:
+    @tool(pure=True)
+    def first() -> str:
+        """Available from the start."""
+        return "one"
+
+    @tool(pure=True)
+    def second() -> str:
+        """Revealed later."""
+        return "two"
+
+    model = ScriptedModel([[Call("second")], "no", [Call("second")], "yes"])
+    agent = Agent(model, [first], mode="async")
+
+    async def main() -> list[RunResult]:
+        async with agent.session() as session:
+            r1 = await session.run("try")
+            agent.set_tools([first, second])
+            r2 = await session.run("again")
+        return [r1, r2]
+
+    r1, r2 = asyncio.run(main())
+    assert r1.calls[0].error is not None and r1.calls[0].error.kind.value == "unknown_tool"
+    assert r2.calls[0].value == "two"
+    names = [t["name"] for t in model.requests[-1].tools]
+    assert "second" in names and "second" not in [t["name"] for t in model.requests[0].tools]

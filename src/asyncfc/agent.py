@@ -22,13 +22,14 @@ from typing import Any, Literal
 
 from .errors import CallError, ErrorKind, ModelError, SessionClosedError, ToolDefinitionError
 from .executor import Executor
-from .futures import FUTURE_PREFIX, Resolved, as_text, placeholder, widen_schema
+from .futures import FUTURE_PREFIX, REFERENCE, Resolved, as_text, placeholder, widen_schema
 from .models.base import Message, Model, ModelRequest, ModelResponse, ResponseDone, ToolCall, ToolCallReady
 from .scheduler import Call, Mode, Scheduler
 from .tools import Tool
 from .trace import Trace
 
 Delivery = Literal["rewrite", "synthetic_await"]
+Revise = Literal["always", "when_needed"]
 AWAIT_TOOL = "await_future"
 
 ASYNC_INSTRUCTIONS = (
@@ -87,24 +88,27 @@ class Agent:
         parallel_tool_calls: bool = True,
         max_steps: int = 20,
         max_revisions: int = 2,
+        revise: Revise = "when_needed",
         default_timeout: float | None = 60.0,
         max_concurrency: int | None = None,
         max_session_concurrency: int | None = None,
         tool_limits: dict[str, int] | None = None,
         max_result_chars: int | None = None,
+        executor: Executor | None = None,
     ) -> None:
-        names = [t.name for t in tools]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ToolDefinitionError(f"duplicate tool names: {sorted(dupes)}")
-        if AWAIT_TOOL in names:
-            raise ToolDefinitionError(f"{AWAIT_TOOL!r} is reserved for the runtime")
+        """See the README's concept table; ``revise`` decides when a final answer given while
+        futures were pending gets another model step: ``"always"``, or ``"when_needed"`` (a
+        settled call failed, or the answer mentions a future id, i.e. it relied on a value
+        the model had not seen)."""
         if mode not in ("sync", "parallel", "async"):
             raise ValueError(f"unknown mode {mode!r}")
         if delivery not in ("rewrite", "synthetic_await"):
             raise ValueError(f"unknown delivery {delivery!r}")
+        if revise not in ("always", "when_needed"):
+            raise ValueError(f"unknown revise policy {revise!r}")
         self.model = model
-        self.tools = {t.name: t for t in tools}
+        self.tools: dict[str, Tool] = {}
+        self.set_tools(tools)
         self.mode: Mode = mode
         self.delivery: Delivery = delivery
         self.system_prompt = system_prompt
@@ -114,12 +118,28 @@ class Agent:
         self.parallel_tool_calls = parallel_tool_calls
         self.max_steps = max_steps
         self.max_revisions = max_revisions
+        self.revise: Revise = revise
         self.max_session_concurrency = max_session_concurrency
         self.max_result_chars = max_result_chars
-        self._specs: list[dict[str, Any]] | None = None
-        self.executor = Executor(
+        self.executor = executor or Executor(
             default_timeout=default_timeout, max_concurrency=max_concurrency, tool_limits=tool_limits
         )
+
+    def set_tools(self, tools: Sequence[Tool]) -> None:
+        """Replace the tool list (e.g. functions revealed between user turns).
+
+        Sessions see the change at their next model step; calls already emitted keep
+        the tool they were emitted for.
+        """
+        names = [t.name for t in tools]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ToolDefinitionError(f"duplicate tool names: {sorted(dupes)}")
+        if AWAIT_TOOL in names:
+            raise ToolDefinitionError(f"{AWAIT_TOOL!r} is reserved for the runtime")
+        self.tools.clear()  # the same dict object is shared with every session's scheduler
+        self.tools.update((t.name, t) for t in tools)
+        self._specs: list[dict[str, Any]] | None = None
 
     def tool_specs(self) -> list[dict[str, Any]]:
         """The tools as the model sees them in this mode (computed once)."""
@@ -212,10 +232,13 @@ class Session:
                 undelivered = [c for c in turn_calls if c.delivered_at is None]
                 if undelivered:
                     await self._settle(undelivered)
-                    if revisions < agent.max_revisions:
-                        revisions += 1
-                        continue
-                    notes.append("revision limit reached: last values delivered without another model step")
+                    if self._needs_revision(response.text, undelivered):
+                        if revisions < agent.max_revisions and step < agent.max_steps:
+                            revisions += 1
+                            continue
+                        notes.append(
+                            "revision limit reached: last values delivered without another model step"
+                        )
                 return self._result(response.text, first_call, start, model_s, step, "answer", notes)
             await self._settle([c for c in self.calls[first_call:] if c.delivered_at is None])
             notes.append(f"step limit ({agent.max_steps}) reached without a final answer")
@@ -223,6 +246,11 @@ class Session:
         except BaseException:
             await self.close()
             raise
+
+    def _needs_revision(self, text: str, settled: list[Call]) -> bool:
+        if self.agent.revise == "always":
+            return True
+        return any(c.error is not None for c in settled) or REFERENCE.search(text) is not None
 
     def _result(
         self,
