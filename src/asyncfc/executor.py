@@ -106,6 +106,6 @@ class Executor:
             except _ToolRaised as exc:  # the tool's own TimeoutError is a tool error, not a timeout
                 raise exc.error from None
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = False) -> None:
         """Release the worker threads (threads still running a timed-out tool finish on their own)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)

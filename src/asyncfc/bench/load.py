@@ -204,8 +204,11 @@ async def run_load(
     t0 = time.perf_counter()
     outcomes = await asyncio.gather(*(_one_session(agent, i, fault_map.get(i)) for i in range(sessions)))
     wall = time.perf_counter() - t0
-    agent.executor.shutdown()
-    await asyncio.sleep(0.05)  # let cancelled timers and worker threads wind down
+    agent.executor.shutdown(wait=True)  # no tool hangs in a worker thread here, so this returns
+    for _ in range(200):  # cancelled timers and tasks finish within a few loop turns
+        if len(asyncio.all_tasks()) <= tasks_before:
+            break
+        await asyncio.sleep(0.01)
     emitted = run = rejected = resolved = delivered = duplicated = lost = 0
     wrong_results = 0
     completed_lat: list[float] = []
