@@ -427,7 +427,6 @@ class Session:
         call.deliveries += 1
         if call.delivered_at is None:
             call.delivered_at = self.trace.now()
-            self.trace.span("delivered", "call", f"{call.id} {call.name}", call.delivered_at, None)
         res = self._resolution(call)
         if res.error is not None:
             return json.dumps(res.error.to_json())

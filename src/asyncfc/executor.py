@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -99,11 +100,22 @@ class Executor:
             else:
                 loop = asyncio.get_running_loop()
                 awaitable = loop.run_in_executor(self._pool, functools.partial(tool.fn, **kwargs))
+            if timeout is None:
+                return await awaitable
+            if sys.version_info >= (3, 11):  # a timeout scope: no extra task per call
+                scope = asyncio.timeout(timeout)
+                try:
+                    async with scope:
+                        return await awaitable
+                except TimeoutError:
+                    if scope.expired():
+                        raise ToolTimeout(timeout) from None
+                    raise  # the tool's own TimeoutError is a tool error, not a timeout
             try:
                 return await asyncio.wait_for(_own_errors(awaitable), timeout)
             except asyncio.TimeoutError:
-                raise ToolTimeout(timeout or 0.0) from None
-            except _ToolRaised as exc:  # the tool's own TimeoutError is a tool error, not a timeout
+                raise ToolTimeout(timeout) from None
+            except _ToolRaised as exc:
                 raise exc.error from None
 
     def shutdown(self, wait: bool = False) -> None:

@@ -182,6 +182,7 @@ class Scheduler:
         self.trace = trace
         self.mode = mode
         self.calls: list[Call] = []
+        trace.follow(self.calls)
         self.hazards = HazardIndex()
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
@@ -312,20 +313,6 @@ class Scheduler:
         self._record(call)
 
     def _record(self, call: Call) -> None:
-        lane = f"{call.id} {call.name}"
-        if call.started_at is not None and call.finished_at is not None:
-            if call.started_at > call.emitted_at:
-                self.trace.span("waiting", "wait", lane, call.emitted_at, call.started_at)
-            self.trace.span(
-                call.name,
-                "call",
-                lane,
-                call.started_at,
-                call.finished_at,
-                ok=call.error is None,
-                seq=call.seq,
-            )
-        self.trace.span("emitted", "call", lane, call.emitted_at, None)
         if self._on_resolved is not None:
             self._on_resolved(call)
 

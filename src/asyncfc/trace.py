@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass
@@ -25,20 +26,70 @@ class Span:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+class CallTimes(Protocol):
+    """What a trace reads from a call record (see :class:`asyncfc.scheduler.Call`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def error(self) -> Any: ...
+
+    seq: int
+    name: str
+    emitted_at: float
+    started_at: float | None
+    finished_at: float | None
+    delivered_at: float | None
+
+
 class Trace:
-    """Collects spans; times are seconds since the trace was created."""
+    """Collects spans; times are seconds since the trace was created.
+
+    Model steps are recorded as they happen; call spans are derived on demand from the
+    call records the trace follows, so the hot path allocates nothing for tracing.
+    """
 
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
-        self.spans: list[Span] = []
+        self._spans: list[Span] = []
+        self._calls: list[Sequence[CallTimes]] = []
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
 
     def span(self, name: str, cat: str, lane: str, start: float, end: float | None, **args: Any) -> Span:
         s = Span(name, cat, lane, start, end, dict(args))
-        self.spans.append(s)
+        self._spans.append(s)
         return s
+
+    def follow(self, calls: Sequence[CallTimes]) -> None:
+        """Derive call spans from these (growing) call records."""
+        self._calls.append(calls)
+
+    @property
+    def spans(self) -> list[Span]:
+        """Recorded spans, then per call: waiting, running, emitted and delivered."""
+        out = list(self._spans)
+        for calls in self._calls:
+            for c in calls:
+                lane = f"{c.id} {c.name}"
+                if c.started_at is not None and c.finished_at is not None:
+                    if c.started_at > c.emitted_at:
+                        out.append(Span("waiting", "wait", lane, c.emitted_at, c.started_at))
+                    out.append(
+                        Span(
+                            c.name,
+                            "call",
+                            lane,
+                            c.started_at,
+                            c.finished_at,
+                            {"ok": c.error is None, "seq": c.seq},
+                        )
+                    )
+                out.append(Span("emitted", "call", lane, c.emitted_at))
+                if c.delivered_at is not None:
+                    out.append(Span("delivered", "call", lane, c.delivered_at))
+        return out
 
     def to_chrome(self) -> dict[str, Any]:
         """Chrome trace event JSON (complete events ``X`` and instants ``i``, microseconds)."""
