@@ -77,8 +77,9 @@ class LoadModel:
         fault = self.faults.get(session)
         tok = f"s{session}-u{turn}"
         if step == 0:
+            first = "probe" if fault == "hang" else "fetch"  # probe has a short timeout and hangs
             return [
-                Call("fetch", {"token": f"{tok}-a", "key": f"{session}:{turn}:a", "fault": fault or ""}),
+                Call(first, {"token": f"{tok}-a", "key": f"{session}:{turn}:a", "fault": fault or ""}),
                 Call("fetch", {"token": f"{tok}-b", "key": f"{session}:{turn}:b", "fault": ""}),
             ]
         if step == 1:
@@ -123,12 +124,10 @@ class _Opaque:
 
 
 def load_tools(ledger: Ledger, delay_s: float) -> list[Tool]:
-    @tool(reads=["data/{key}"], writes=[], timeout=0.25)
+    @tool(reads=["data/{key}"], writes=[], timeout=10.0)
     async def fetch(token: str, key: str, fault: str = "") -> Any:
         """Fetch a value (slow)."""
         ledger.runs[token] += 1
-        if fault == "hang":
-            await asyncio.sleep(30)
         await asyncio.sleep(delay_s)
         if fault == "raise":
             raise ValueError(f"backend refused {key}")
@@ -137,6 +136,12 @@ def load_tools(ledger: Ledger, delay_s: float) -> list[Tool]:
         if fault == "unserialisable":
             return _Opaque()
         return sum(map(ord, key)) % 997
+
+    @tool(reads=["data/{key}"], writes=[], timeout=0.2)
+    async def probe(token: str, key: str, fault: str = "") -> Any:
+        """Fetch from a backend that hangs (for the hang fault): it always times out."""
+        ledger.runs[token] += 1
+        await asyncio.sleep(30)
 
     @tool(pure=True)
     async def combine(token: str, x: int, y: int) -> int:
@@ -151,7 +156,7 @@ def load_tools(ledger: Ledger, delay_s: float) -> list[Tool]:
         ledger.runs[token] += 1
         return f"stored {value} in {slot}"
 
-    return [fetch, combine, store]
+    return [fetch, probe, combine, store]
 
 
 def _expected_combine(session: int, turn: int) -> int:
