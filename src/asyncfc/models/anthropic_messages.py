@@ -12,7 +12,6 @@ error (llama-server also serves ``/v1/messages``) into an empty step instead of 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, cast
@@ -23,6 +22,7 @@ from anthropic.types import Message as AnthropicMessage
 from anthropic.types import RawMessageStreamEvent
 
 from ..errors import ModelError
+from ._sdk import OwnedClient, client_kwargs
 from .base import (
     Message,
     ModelEvent,
@@ -102,7 +102,7 @@ def to_anthropic_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     return out
 
 
-class AnthropicMessagesModel:
+class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
     """A :class:`~asyncfc.models.base.Model` over Anthropic's messages API.
 
     ``client`` lets callers share or configure an ``AsyncAnthropic``; otherwise one is made
@@ -131,25 +131,12 @@ class AnthropicMessagesModel:
         self.temperature = temperature
         self._owns_client = client is None
         if client is None:
-            keyless = not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
-            if api_key is None and base_url is not None and keyless:
-                api_key = "sk-no-key"  # local servers ignore it, the SDK insists on one
-            kwargs: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "max_retries": max_retries}
-            if timeout is not None:
-                kwargs["timeout"] = timeout
-            client = AsyncAnthropic(**kwargs)
+            client = AsyncAnthropic(
+                **client_kwargs(
+                    base_url, api_key, ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"), max_retries, timeout
+                )
+            )
         self.client = client
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this adapter made it."""
-        if self._owns_client:
-            await self.client.close()
-
-    async def __aenter__(self) -> AnthropicMessagesModel:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def request_params(self, request: ModelRequest) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` for ``request``."""

@@ -18,7 +18,6 @@ Local servers have quirks this adapter absorbs so a run can continue:
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from ..errors import ModelError
+from ._sdk import OwnedClient, client_kwargs
 from .base import (
     Message,
     ModelEvent,
@@ -161,7 +161,7 @@ def _is_complete_json(text: str) -> bool:
     return True
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
     """A :class:`~asyncfc.models.base.Model` over the chat completions API.
 
     ``client`` lets callers share or configure an ``AsyncOpenAI``; otherwise one is made
@@ -197,25 +197,11 @@ class OpenAIChatModel:
         self.parse_text_calls = parse_text_calls
         self._owns_client = client is None
         if client is None:
-            if api_key is None and base_url is not None and not os.environ.get("OPENAI_API_KEY"):
-                api_key = "sk-no-key"  # local servers ignore it, the SDK insists on one
-            kwargs: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "max_retries": max_retries}
-            if timeout is not None:
-                kwargs["timeout"] = timeout
-            client = AsyncOpenAI(**kwargs)
+            client = AsyncOpenAI(
+                **client_kwargs(base_url, api_key, ("OPENAI_API_KEY",), max_retries, timeout)
+            )
         self.client = client
         self._ids = 0
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this adapter made it."""
-        if self._owns_client:
-            await self.client.close()
-
-    async def __aenter__(self) -> OpenAIChatModel:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def request_params(self, request: ModelRequest) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for ``request``."""
