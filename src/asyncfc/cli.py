@@ -290,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--json", action="store_true", help="print one JSON object")
     load.set_defaults(func=cmd_bench_load)
 
+    from .bench.bfcl.cli import add_parser as add_bfcl
+
+    add_bfcl(bench)
+
     model = sub.add_parser("model", help="the embedded local model (Qwen2.5-Coder via llama-server)")
     model.add_argument(
         "action", choices=["pull", "serve", "stop"], help="pull weights / start server / stop it"
