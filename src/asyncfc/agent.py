@@ -32,12 +32,19 @@ Delivery = Literal["rewrite", "synthetic_await"]
 Revise = Literal["always", "when_needed"]
 AWAIT_TOOL = "await_future"
 
+# Shown to the model in async mode only, after the system prompt. Tuned on Qwen2.5-Coder 1.5B
+# (tests/test_llm.py): the one concrete example call is what makes a small model pass ids
+# instead of inventing values; "never repeat a call" and the last sentence keep it from
+# re-issuing a call that is still pending and make it stop. On the 1.5B this is reliable only
+# together with a worked example in the conversation (asyncfc.demo.task_messages).
 ASYNC_INSTRUCTIONS = (
-    'Tool results may be placeholders like {"future": "fut_1", "status": "pending"}: the call is still '
-    "running and its value is not known yet. To use such a value in a later call, write the placeholder id "
-    'itself as the argument value, e.g. "fut_1" (or "fut_1.price" for one field); the runtime fills in the '
-    "real value. Never invent a value. Resolved values are shown to you later. If you must see a value "
-    f"before deciding what to do, call {AWAIT_TOOL} with the ids."
+    'Tool results may be placeholders like {"future": "fut_1", "status": "pending"}: the call is running '
+    "and its value is not known yet. To use its value in a later call, write the placeholder id itself as "
+    'the argument value, alone or inside a longer text (or "fut_1.name" for one field); the runtime fills '
+    'in the real value. Example: a tool returned {"future": "fut_7", "status": "pending"}; to email that '
+    'value you call send_email with {"to": "x@y.com", "body": "fut_7"}. Never invent a value and never '
+    f"repeat a call: a pending call finishes by itself. Call {AWAIT_TOOL} only if you must see a value to "
+    "decide what to do next. When the last step of the task has been called, reply with one plain sentence."
 )
 
 AWAIT_SPEC: dict[str, Any] = {

@@ -188,23 +188,23 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo_task(base_url: str, model_name: str, mode: Mode) -> tuple[Any, Any]:
+async def _demo_task(base_url: str, model_name: str, mode: Mode, size: str) -> tuple[Any, Any]:
     from .agent import Agent
-    from .demo import DEMO_TASK, Errands
+    from .demo import DEMO_TASK, SYSTEM_PROMPT, Errands, task_messages
     from .models.openai_chat import OpenAIChatModel
 
     world = Errands()
     async with OpenAIChatModel(
-        model_name, base_url=base_url, temperature=0.0, seed=0, max_tokens=256
+        model_name, base_url=base_url, temperature=0.0, seed=0, max_tokens=256, name=f"qwen2.5-coder-{size}"
     ) as model:
-        agent = Agent(model, world.tools(), mode=mode, max_steps=6, max_revisions=1)
-        result = await agent.run(DEMO_TASK)
+        agent = Agent(model, world.tools(), mode=mode, system_prompt=SYSTEM_PROMPT, max_steps=8)
+        result = await agent.run(task_messages(DEMO_TASK, mode))
     return result, world
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .bench.synthetic import Workload, run_synthetic
-    from .demo import summary
+    from .demo import DEMO_TASK, TASKS, summary
     from .trace import plot_timeline
 
     console.rule("1. synthetic workload (scripted model, simulated decode)")
@@ -223,23 +223,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except local.LocalModelError as exc:
         console.print(f"[red]local model unavailable:[/red] {exc}")
         return 3
+    task = next(t for t in TASKS.values() if t.prompt == DEMO_TASK)
+    out.print(f"task: {DEMO_TASK}", markup=False)
+    out.print(
+        "tools sleep like real APIs (exchange rate 1.5 s, multiply 0.3 s, file write 0.3 s); temperature 0; "
+        "the prompt has a system prompt and one worked example (asyncfc.demo.task_messages)",
+        style="dim",
+    )
     results: dict[str, Any] = {}
+    failed: list[str] = []
     for mode in ("sync", "async"):
         with console.status(f"running the task in {mode} mode ..."):
-            result, world = asyncio.run(_demo_task(server.base_url, server.model, mode))
+            result, world = asyncio.run(_demo_task(server.base_url, server.model, mode, args.size))
         results[mode] = result
+        problems = task.problems(world)
+        if result.stop_reason != "answer":
+            problems.append(f"no final answer ({result.stop_reason})")
+        if problems:
+            failed.append(mode)
         out.print(
-            f"[bold]{mode}[/bold]: {result.wall_s:.1f} s, {result.steps} model steps, answer: {result.text.strip()!r}"
+            f"[bold]{mode}[/bold]: {result.wall_s:.1f} s wall, {result.model_s:.1f} s in the model, "
+            f"{result.steps} model steps"
         )
         for line in summary(result.calls):
-            out.print(f"   {line}")
-        out.print(f"   outbox: {world.outbox}")
-    if results["async"].wall_s > 0:
-        out.print(f"speedup async vs sync: {results['sync'].wall_s / results['async'].wall_s:.2f}x")
+            out.print(f"   {line}", markup=False, highlight=False)
+        out.print(f"   answer: {result.text.strip()!r}", markup=False)
+        out.print(f"   files: {world.files}  outbox: {world.outbox}", markup=False)
+        verdict = (
+            "[green]task done[/green]" if not problems else f"[red]task not done:[/red] {'; '.join(problems)}"
+        )
+        out.print(f"   {verdict}")
+    sync_s, async_s = results["sync"].wall_s, results["async"].wall_s
+    if async_s > 0:
+        out.print(
+            f"[bold]speedup async vs sync: {sync_s / async_s:.2f}x[/bold] ({sync_s:.1f} s -> {async_s:.1f} s)"
+        )
     png = Path(args.plot)
-    plot_timeline({m: r.trace for m, r in results.items()}, png, "demo task: sync vs async")
+    plot_timeline(
+        {f"{m} ({r.wall_s:.1f} s)": r.trace for m, r in results.items()},
+        png,
+        f"Qwen2.5-Coder {args.size}: {DEMO_TASK}",
+    )
     out.print(f"timeline: {png}")
-    return 0
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
