@@ -590,3 +590,19 @@ def test_set_tools_between_user_turns() -> None:
     assert r2.calls[0].value == "two"
     names = [t["name"] for t in model.requests[-1].tools]
     assert "second" in names and "second" not in [t["name"] for t in model.requests[0].tools]
+
+
+def test_a_number_passed_into_a_string_parameter_arrives_as_text() -> None:
+    @tool(pure=True)
+    async def rate() -> float:
+        """A number."""
+        return 270.0
+
+    @tool(writes=["files/{path}"])
+    def write(path: str, content: str) -> str:
+        """Writes text."""
+        return f"{path}={content}"
+
+    model = ScriptedModel([[Call("rate")], [Call("write", {"path": "a.txt", "content": Ref(0)})], "done"])
+    result = asyncio.run(Agent(model, [rate, write], mode="async").run("go"))
+    assert result.calls[1].value == "a.txt=270.0"

@@ -182,3 +182,11 @@ def test_resolved_json() -> None:
         "status": "failed",
         "error": {"type": "timeout", "message": "too slow"},
     }
+
+
+def test_string_parameters_receive_values_as_text() -> None:
+    table = futures(270.0, {"a": 1})
+    out = substitute(
+        {"content": "fut_1", "n": "fut_1", "note": "fut_2"}, table.get, text_params={"content", "note"}
+    )
+    assert out == {"content": "270.0", "n": 270.0, "note": '{"a": 1}'}

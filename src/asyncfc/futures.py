@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,11 +140,15 @@ def _walk(value: Any, path: str, fid: str) -> Any:
     return value
 
 
-def substitute(arguments: Any, lookup: Callable[[int], Future | None]) -> Any:
+def substitute(
+    arguments: Any, lookup: Callable[[int], Future | None], text_params: Collection[str] = ()
+) -> Any:
     """Replace references by resolved values (keeping JSON types) or interpolated text.
 
     ``lookup`` returns the session's future for a sequence number, or None if unknown.
-    Every referenced future must already be resolved successfully.
+    Every referenced future must already be resolved successfully. A top-level argument
+    named in ``text_params`` (a string parameter) receives the value as text, so a number
+    passed on as ``"fut_2"`` becomes ``"270.0"`` there instead of failing validation.
     """
 
     def value_of(seq: int, path: str) -> Any:
@@ -172,6 +176,11 @@ def substitute(arguments: Any, lookup: Callable[[int], Future | None]) -> Any:
             return [visit(item) for item in v]
         return v
 
+    if isinstance(arguments, Mapping) and text_params:
+        return {
+            k: as_text(visit(v)) if k in text_params and isinstance(v, str) else visit(v)
+            for k, v in arguments.items()
+        }
     return visit(arguments)
 
 

@@ -259,7 +259,11 @@ class Scheduler:
                 )
                 return
             try:
-                resolved = substitute(arguments, self.lookup) if self.mode == "async" else arguments
+                resolved = (
+                    substitute(arguments, self.lookup, tool.text_params)
+                    if self.mode == "async"
+                    else arguments
+                )
                 call.resolved_arguments = resolved
                 kwargs = tool.validate(resolved)
             except ReferenceError_ as exc:

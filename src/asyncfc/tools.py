@@ -81,6 +81,12 @@ class Tool:
         return dict(arguments)
 
     @functools.cached_property
+    def text_params(self) -> frozenset[str]:
+        """Top-level parameters that only accept strings (references there are filled in as text)."""
+        props = self.parameters.get("properties", {})
+        return frozenset(n for n, p in props.items() if isinstance(p, Mapping) and p.get("type") == "string")
+
+    @functools.cached_property
     def _validator(self) -> jsonschema.protocols.Validator:
         """Built once per tool: checking the schema itself on every call would cost ~1 ms."""
         cls = jsonschema.validators.validator_for(self.parameters, default=jsonschema.Draft202012Validator)
