@@ -153,6 +153,17 @@ def plot_timeline(traces: dict[str, Trace], path: str | Path, title: str = "") -
         ax.invert_yaxis()
         ax.set_xlim(0, horizon * 1.02)
         ax.set_title(f"{label}", fontsize=9, loc="left")
+    from matplotlib.patches import Patch
+
+    legend = {"model": "model step", "call": "call running", "wait": "call waiting", "await": "await"}
+    axes[0, 0].legend(
+        handles=[Patch(facecolor=colors[k], edgecolor="black", label=v) for k, v in legend.items()],
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        frameon=False,
+        fontsize=7,
+        ncol=4,
+    )
     axes[-1, 0].set_xlabel("seconds")
     if title:
         fig.suptitle(title)
