@@ -23,12 +23,13 @@ console = Console(stderr=True)
 out = Console()
 
 
-def _modes(text: str) -> list[Mode]:
+def parse_modes(text: str) -> list[Mode]:
+    """``--modes`` values: a comma-separated subset of sync, parallel, async."""
     modes = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in modes if m not in ("sync", "parallel", "async")]
-    if bad:
+    if bad or not modes:
         raise argparse.ArgumentTypeError(
-            f"unknown mode(s): {', '.join(bad)} (choose from sync, parallel, async)"
+            f"unknown mode(s): {', '.join(bad) or '(none)'} (sync, parallel, async)"
         )
     return modes  # type: ignore[return-value]
 
@@ -283,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--decode", type=float, default=0.05, help="model decode seconds per call (default 0.05)"
     )
     syn.add_argument(
-        "--modes", type=_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
+        "--modes", type=parse_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
     )
     syn.add_argument(
         "--server",
@@ -297,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ovh = bench.add_parser("overhead", help="runtime cost per call with instant tools and model")
     ovh.add_argument(
-        "--modes", type=_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
+        "--modes", type=parse_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
     )
     ovh.add_argument("--in-flight", type=_ints, default=[10, 100, 1000, 10000], help="calls per burst")
     ovh.add_argument(
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--faults", action="store_true", help="inject tool, model and cancellation faults")
     load.add_argument("--seed", type=int, default=0, help="fault-injection seed")
     load.add_argument(
-        "--modes", type=_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
+        "--modes", type=parse_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
     )
     load.add_argument("--json", action="store_true", help="print one JSON object")
     load.set_defaults(func=cmd_bench_load)

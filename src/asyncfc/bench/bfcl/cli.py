@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...cli import parse_modes
 from ...scheduler import Mode
 from .data import Entry, load_category
 
@@ -33,16 +34,6 @@ CATEGORY_NAMES = {
 BLOCK = 50
 """Each category holds four blocks of 50 entries, one per primary class (file system,
 vehicle, trading, travel); ``--sample`` spreads over them."""
-
-
-def _modes(text: str) -> list[Mode]:
-    modes = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in modes if m not in ("sync", "parallel", "async")]
-    if bad or not modes:
-        raise argparse.ArgumentTypeError(
-            f"unknown mode(s): {', '.join(bad) or '(none)'} (sync, parallel, async)"
-        )
-    return modes  # type: ignore[return-value]
 
 
 def _floats(text: str) -> list[float]:
@@ -99,7 +90,7 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         default=1.0,
         help="multiplies delays and decode times (0.01 = 100x faster)",
     )
-    p.add_argument("--modes", type=_modes, default=["sync", "parallel", "async"], help="comma-separated")
+    p.add_argument("--modes", type=parse_modes, default=["sync", "parallel", "async"], help="comma-separated")
     p.add_argument("--model", default="replay", help="replay (default) or a model name at --base-url")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint for a real model")
     p.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY or none)")
