@@ -126,3 +126,12 @@ def test_paired_ratio_ci_rejects_bad_input() -> None:
         paired_ratio_ci([1.0], [0.0])
     with pytest.raises(ValueError):
         paired_ratio_ci([], [])
+
+
+def test_nearest_rank_reports_an_observed_value() -> None:
+    from asyncfc.bench.stats import nearest_rank
+
+    values = [float(v) for v in range(1, 101)]
+    assert nearest_rank(values, 0.99) == 100.0
+    assert nearest_rank(values, 0.5) == 51.0
+    assert nearest_rank([3.0, 1.0, 2.0], 0.0) == 1.0

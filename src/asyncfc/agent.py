@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from .errors import CallError, ErrorKind, ModelError, SessionClosedError, ToolDefinitionError
 from .executor import Executor
-from .futures import FUTURE_PREFIX, REFERENCE, Resolved, as_text, placeholder, widen_schema
+from .futures import AWAIT_TOOL, FUTURE_PREFIX, REFERENCE, Resolved, as_text, placeholder, widen_schema
 from .models.base import Message, Model, ModelRequest, ModelResponse, ResponseDone, ToolCall, ToolCallReady
 from .scheduler import Call, Mode, Scheduler
 from .tools import Tool
@@ -30,7 +30,6 @@ from .trace import Trace
 
 Delivery = Literal["rewrite", "synthetic_await"]
 Revise = Literal["always", "when_needed"]
-AWAIT_TOOL = "await_future"
 
 # Shown to the model in async mode only, after the system prompt. Tuned on Qwen2.5-Coder 1.5B
 # (tests/test_llm.py): the one concrete example call is what makes a small model pass ids

@@ -20,6 +20,9 @@ from .errors import CallError, ErrorKind
 FUTURE_PREFIX = "fut_"
 """IDs are ``fut_<n>``, numbered in program order per session."""
 
+AWAIT_TOOL = "await_future"
+"""The tool the runtime adds in async mode: wait for futures and return their values."""
+
 _PATH = r"(?:\.[A-Za-z_][\w-]*|\[\d+\])*"
 REFERENCE = re.compile(rf"\b{FUTURE_PREFIX}(\d+)({_PATH})")
 _WHOLE = re.compile(rf"\s*{FUTURE_PREFIX}(\d+)({_PATH})\s*")

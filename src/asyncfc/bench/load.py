@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..agent import Agent, Session
+from ..futures import AWAIT_TOOL
 from ..models.base import (
     Message,
     ModelEvent,
@@ -33,6 +34,7 @@ from ..models.base import (
 from ..models.scripted import Call, Ref, render_turn
 from ..scheduler import Mode
 from ..tools import Tool, tool
+from .stats import nearest_rank
 
 FAULTS = (
     "raise",
@@ -102,7 +104,7 @@ class LoadModel:
         step = sum(
             1
             for m in msgs[users[-1] :]
-            if m.role == "assistant" and any(c.name != "await_future" for c in m.tool_calls)
+            if m.role == "assistant" and any(c.name != AWAIT_TOOL for c in m.tool_calls)
         )
         script = self._script(session, turn, min(step, 3))
         text, calls = render_turn(script, msgs, first_id=len(msgs))
@@ -263,7 +265,7 @@ async def run_load(
         "calls_per_s": round(emitted / wall, 1),
         "wall_s": round(wall, 3),
         "p50_session_s": round(statistics.median(lat), 4) if lat else None,
-        "p99_session_s": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 4) if lat else None,
+        "p99_session_s": round(nearest_rank(lat, 0.99), 4) if lat else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "leaked_tasks": len(asyncio.all_tasks()) - tasks_before,
         "leaked_threads": threading.active_count() - threads_before,

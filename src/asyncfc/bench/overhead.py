@@ -27,6 +27,7 @@ from ..models.base import (
 )
 from ..scheduler import Mode, Scheduler
 from ..tools import Tool, tool
+from .stats import nearest_rank
 
 DEFAULT_IN_FLIGHT = (10, 100, 1000, 10000)
 DEFAULT_LABELS = (1, 10, 100, 1000)
@@ -95,11 +96,6 @@ async def _one_run(mode: Mode, n: int, labels: int) -> tuple[float, list[float]]
     return wall * 1e6 / n, submit_ns
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def measure(
     modes: Sequence[Mode] = ("sync", "parallel", "async"),
     in_flight: Sequence[int] = DEFAULT_IN_FLIGHT,
@@ -125,9 +121,9 @@ async def measure(
                 submits.extend(s)
             per[str(n)] = {
                 "median_us": round(statistics.median(walls), 2),
-                "p99_us": round(_pct(walls, 0.99), 2),
+                "p99_us": round(nearest_rank(walls, 0.99), 2),
                 "submit_median_us": round(statistics.median(submits), 2),
-                "submit_p99_us": round(_pct(submits, 0.99), 2),
+                "submit_p99_us": round(nearest_rank(submits, 0.99), 2),
                 "runs": reps,
             }
         by_labels: dict[str, Any] = {}

@@ -24,6 +24,12 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def nearest_rank(values: Sequence[float], q: float) -> float:
+    """The value at rank ``q`` of the sorted values (no interpolation): a latency someone saw."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def _check(n: int, alpha: float) -> None:
     if n < 1:
         raise ValueError("need at least one resample")

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from ..futures import AWAIT_TOOL
 from .base import (
     Message,
     ModelEvent,
@@ -27,8 +28,6 @@ from .base import (
     ToolCallReady,
     Usage,
 )
-
-AWAIT_TOOL = "await_future"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ...futures import FUTURE_PREFIX
+from ...futures import AWAIT_TOOL, FUTURE_PREFIX
 from ...models.base import (
     Message,
     ModelEvent,
@@ -58,7 +58,6 @@ from .backends import instances_for, make_tools, signature_param_order
 from .calls import parse_call
 from .data import Entry
 
-AWAIT_TOOL = "await_future"
 FINAL_TEXT = "Done: the requested actions are complete."
 """The short answer after a user turn's calls (about 10 tokens)."""
 
