@@ -43,6 +43,7 @@ class ErrorKind(str, Enum):
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
     LIMIT = "limit"
+    WORKER_LOST = "worker_lost"
 
 
 @dataclass(frozen=True)

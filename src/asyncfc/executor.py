@@ -27,19 +27,51 @@ class ToolTimeout(Exception):
         self.seconds = seconds
 
 
-class _ToolRaised(Exception):
-    """Carries an exception the tool raised itself past ``wait_for``'s timeout handling."""
+class ToolFailed(Exception):
+    """The tool raised; ``error`` is what it raised, ``BaseException`` included.
+
+    Wrapping keeps a tool's ``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit`` or
+    ``CancelledError`` from being taken for the event loop's own: the call resolves to a
+    ``tool_error`` and the run goes on.
+    """
 
     def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
+        super().__init__(f"{type(error).__name__}: {error}")
         self.error = error
 
 
-async def _own_errors(awaitable: Awaitable[Any]) -> Any:
+class WorkerLost(Exception):
+    """The worker (thread, process or cluster node) running the call went away."""
+
+
+class _Raised:
+    """What a sync tool's wrapper returns instead of letting a ``BaseException`` leave the thread."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _guarded(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
     try:
-        return await awaitable
-    except asyncio.TimeoutError as exc:
-        raise _ToolRaised(exc) from exc
+        return fn(**kwargs)
+    except BaseException as exc:  # noqa: BLE001 - every outcome of a tool is a value
+        return _Raised(exc)
+
+
+async def _guarded_async(fn: Callable[..., Awaitable[Any]], kwargs: Mapping[str, Any]) -> Any:
+    try:
+        return await fn(**kwargs)
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is None or sys.version_info < (3, 11) or task.cancelling():
+            raise  # we were cancelled (timeout or session close): not the tool's doing
+        raise ToolFailed(exc) from None
+    except (ToolFailed, WorkerLost):
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        raise ToolFailed(exc) from None
 
 
 class Executor:
@@ -91,32 +123,43 @@ class Executor:
                 self._per_tool_running[name] -= 1
 
     async def run(self, tool: Tool, kwargs: Mapping[str, Any], on_start: Callable[[float], None]) -> Any:
-        """Run one call to completion; raise :class:`ToolTimeout` or the tool's own exception."""
+        """Run one call to completion; raise :class:`ToolTimeout`, or :class:`ToolFailed` with what the tool raised."""
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
         async with self._slot(tool.name):
             on_start(time.perf_counter())
             if tool.is_async:
-                awaitable: Any = tool.fn(**kwargs)
+                awaitable: Any = _guarded_async(tool.fn, kwargs)
             else:
                 loop = asyncio.get_running_loop()
-                awaitable = loop.run_in_executor(self._pool, functools.partial(tool.fn, **kwargs))
-            if timeout is None:
-                return await awaitable
-            if sys.version_info >= (3, 11):  # a timeout scope: no extra task per call
-                scope = asyncio.timeout(timeout)
-                try:
-                    async with scope:
-                        return await awaitable
-                except TimeoutError:
-                    if scope.expired():
-                        raise ToolTimeout(timeout) from None
-                    raise  # the tool's own TimeoutError is a tool error, not a timeout
+                awaitable = loop.run_in_executor(self._pool, functools.partial(_guarded, tool.fn, kwargs))
+            value = await self._bounded(awaitable, timeout)
+            if isinstance(value, _Raised):
+                raise ToolFailed(value.error)
+            return value
+
+    @staticmethod
+    async def _bounded(awaitable: Awaitable[Any], timeout: float | None) -> Any:
+        """``awaitable``'s result, or :class:`ToolTimeout` once ``timeout`` seconds have passed.
+
+        The tool's own exceptions arrive wrapped in :class:`ToolFailed`, so a ``TimeoutError``
+        here is always the deadline's.
+        """
+        if timeout is None:
+            return await awaitable
+        if sys.version_info < (3, 11):
             try:
-                return await asyncio.wait_for(_own_errors(awaitable), timeout)
+                return await asyncio.wait_for(awaitable, timeout)
             except asyncio.TimeoutError:
                 raise ToolTimeout(timeout) from None
-            except _ToolRaised as exc:
-                raise exc.error from None
+        scope = asyncio.timeout(timeout)  # a timeout scope: no extra task per call
+        try:
+            async with scope:
+                value = await awaitable
+        except TimeoutError:
+            raise ToolTimeout(timeout) from None
+        if scope.expired():  # the tool swallowed the cancellation and returned late
+            raise ToolTimeout(timeout)
+        return value
 
     def shutdown(self, wait: bool = False) -> None:
         """Release the worker threads (threads still running a timed-out tool finish on their own)."""

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic_core import to_jsonable_python
 
 from .errors import CallError, ErrorKind
-from .executor import Executor, ToolTimeout
+from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
 from .futures import Future, ReferenceError_, find_references, future_id, substitute
 from .tools import ROOT, ArgumentsError, Tool
 from .trace import Trace
@@ -292,9 +292,13 @@ class Scheduler:
             raise
         except ToolTimeout as exc:
             self._resolve(call, error=CallError(ErrorKind.TIMEOUT, f"{tool.name} {exc}"))
-        except Exception as exc:
+        except ToolFailed as exc:
+            self._resolve(call, error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} raised {exc}"))
+        except WorkerLost as exc:
+            self._resolve(call, error=CallError(ErrorKind.WORKER_LOST, f"{tool.name}: {exc}"))
+        except BaseException as exc:  # a bug of ours or an executor's: still resolve the call
             self._resolve(
-                call, error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} raised {type(exc).__name__}: {exc}")
+                call, error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} failed: {type(exc).__name__}: {exc}")
             )
         finally:
             self.hazards.finish(call)
