@@ -49,6 +49,10 @@ class Tool:
     writes: tuple[str, ...] = (ROOT,)
     output_example: Any = None
     timeout: float | None = None
+    idempotent: bool = False
+    """Safe to run again after a lost worker (executors retry only such tools)."""
+    resources: Mapping[str, float] | None = None
+    """What one call needs from a cluster executor, e.g. ``{"num_cpus": 1}``."""
     args_model: type[BaseModel] | None = field(default=None, repr=False)
 
     @property
@@ -184,6 +188,8 @@ def _from_function(
     pure: bool,
     output_example: Any,
     timeout: float | None,
+    idempotent: bool,
+    resources: Mapping[str, float] | None,
 ) -> Tool:
     tool_name = name or fn.__name__
     summary, param_docs = _split_docstring(inspect.getdoc(fn) or "")
@@ -221,6 +227,8 @@ def _from_function(
         writes=w,
         output_example=output_example,
         timeout=timeout,
+        idempotent=idempotent,
+        resources=resources,
         args_model=args_model,
     )
 
@@ -239,6 +247,8 @@ def tool(
     pure: bool = False,
     output_example: Any = None,
     timeout: float | None = None,
+    idempotent: bool = False,
+    resources: Mapping[str, float] | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -253,6 +263,8 @@ def tool(
     pure: bool = False,
     output_example: Any = None,
     timeout: float | None = None,
+    idempotent: bool = False,
+    resources: Mapping[str, float] | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a sync or async function into a :class:`Tool`.
 
@@ -261,6 +273,8 @@ def tool(
     ``writes`` are state labels, optionally templated from arguments (``"files/{path}"``);
     ``pure=True`` declares that the tool touches no state. ``output_example`` (or a
     pydantic return type) lets the model address fields of a result it has not seen.
+    ``idempotent=True`` allows an executor to run the call again after a lost worker;
+    ``resources`` is what one call needs on a cluster executor (``{"num_cpus": 1}``).
     """
 
     def wrap(f: Callable[..., Any]) -> Tool:
@@ -273,6 +287,8 @@ def tool(
             pure=pure,
             output_example=output_example,
             timeout=timeout,
+            idempotent=idempotent,
+            resources=resources,
         )
 
     return wrap(fn) if fn is not None else wrap
@@ -287,6 +303,8 @@ def tool_from_schema(
     pure: bool = False,
     output_example: Any = None,
     timeout: float | None = None,
+    idempotent: bool = False,
+    resources: Mapping[str, float] | None = None,
 ) -> Tool:
     """Build a tool from an OpenAI-style schema and the callable that executes it.
 
@@ -312,4 +330,6 @@ def tool_from_schema(
         writes=w,
         output_example=output_example,
         timeout=timeout,
+        idempotent=idempotent,
+        resources=resources,
     )
