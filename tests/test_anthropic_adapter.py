@@ -8,10 +8,13 @@ import time
 from typing import Any
 
 import pytest
+from anthropic.types import MessageDeltaUsage
+from anthropic.types import Usage as AnthropicUsage
 
 from asyncfc.errors import ModelError
 from asyncfc.models.anthropic_messages import (
     AnthropicMessagesModel,
+    _Counts,
     to_anthropic_messages,
     to_anthropic_tools,
 )
@@ -83,6 +86,11 @@ def test_parallel_tool_use(stream: bool) -> None:
 
     text = done(text_events)
     assert text.text == "Sunny, both." and text.finish_reason == "stop" and text.tool_calls == []
+    # the same prompt again: all but its last token from the cache; input_tokens counts them too
+    assert text.usage.input_tokens == response.usage.input_tokens
+    assert text.usage.cached_input_tokens == text.usage.input_tokens - 1
+    assert response.usage.cached_input_tokens == 0
+
     deltas = [e.text for _, e in text_events if isinstance(e, TextDelta)]
     assert "".join(deltas) == text.text
     assert len(deltas) == (3 if stream else 1)
@@ -91,6 +99,19 @@ def test_parallel_tool_use(stream: bool) -> None:
     assert body["max_tokens"] == 1024
     assert body["tools"] == to_anthropic_tools(TOOLS)
     assert "tool_choice" not in body
+
+
+def test_cache_reads_and_writes_from_start_and_delta_usage() -> None:
+    counts = _Counts()
+    start = AnthropicUsage(
+        input_tokens=12, output_tokens=1, cache_read_input_tokens=900, cache_creation_input_tokens=88
+    )
+    counts.update(start)
+    # a delta's counts are cumulative; missing input counts keep what message_start said
+    counts.update(MessageDeltaUsage(output_tokens=40, input_tokens=None, cache_read_input_tokens=None))
+    usage = counts.usage()
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens) == (1000, 900, 88)
+    assert usage.output_tokens == 40 and usage.uncached_input_tokens == 100
 
 
 def test_early_dispatch_at_content_block_stop() -> None:

@@ -30,7 +30,7 @@ from asyncfc.models.openai_chat import (
     to_openai_messages,
 )
 from asyncfc.models.scripted import Call, Ref, tokens_of
-from asyncfc.models.simserver import SimServer
+from asyncfc.models.simserver import SimServer, prompt_tokens
 
 TOOLS = [
     {
@@ -115,7 +115,25 @@ def test_streamed_text_usage_and_ttft() -> None:
     assert response.ttft_s is not None
     assert 0.1 <= response.ttft_s < response.duration_s
     assert response.usage.output_tokens == tokens_of(text)  # from the final usage chunk
-    assert response.usage.input_tokens == len(USER[0].content) // 4
+    assert response.usage.input_tokens == len(prompt_tokens(USER, TOOLS))  # the rendered prompt, tools too
+    assert response.usage.cached_input_tokens == 0
+    # llama-style timings on the last chunk: the server's own prefill and decode time
+    assert response.usage.timing == "server"
+    assert response.usage.prefill_s == pytest.approx(0.1)
+    assert response.usage.decode_s == pytest.approx(len(text) / 4 / 400)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_cached_tokens_of_a_repeated_prefix(stream: bool) -> None:
+    follow_up = [*USER, Message("assistant", "Sunny."), Message("user", "And in Rome?")]
+    with SimServer(["Sunny.", "Rainy."]) as srv:
+        first = done(run(srv, ModelRequest(USER, TOOLS, stream=stream))).usage
+        second = done(run(srv, ModelRequest(follow_up, TOOLS, stream=stream))).usage
+    assert first.cached_input_tokens == 0
+    # the first prompt and its answer are reused: prompt_tokens_details.cached_tokens
+    assert second.cached_input_tokens == len(prompt_tokens([*USER, follow_up[1]], TOOLS))
+    assert second.input_tokens == len(prompt_tokens(follow_up, TOOLS))
+    assert second.timing == "server"
 
 
 def test_early_dispatch_first_call_is_ready_well_before_the_turn_ends() -> None:

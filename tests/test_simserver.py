@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from asyncfc.models.base import Message, ToolCall
 from asyncfc.models.scripted import Call, Ref, Turn
@@ -15,6 +16,8 @@ from asyncfc.models.simserver import (
     SimServer,
     anthropic_to_messages,
     openai_to_messages,
+    prompt_tokens,
+    shared_prefix,
 )
 
 USER = [{"role": "user", "content": "hi"}]
@@ -267,3 +270,82 @@ def test_start_stop_releases_the_port() -> None:
         pass
     else:  # pragma: no cover
         raise AssertionError("server still answers after stop()")
+
+
+def test_usage_reports_prompt_and_cached_tokens_like_llama_server() -> None:
+    tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]
+    first = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "add 1 and 2"}]
+    second = [*first, {"role": "assistant", "content": "3"}, {"role": "user", "content": "and 3 and 4?"}]
+    with (
+        SimServer(["3", "7"], ttft_s=0.01, tokens_per_s=1000) as srv,
+        httpx.Client(base_url=srv.base_url) as http,
+    ):
+        cold = http.post("/chat/completions", json={"model": "x", "messages": first, "tools": tools}).json()
+        body = {"model": "x", "messages": second, "tools": tools, "stream": True}
+        warm_sse = http.post(
+            "/chat/completions", json={**body, "stream_options": {"include_usage": True}}
+        ).text
+        bare_sse = http.post("/chat/completions", json=body).text  # the same prompt again
+    neutral = openai_to_messages(first)
+    expected = len(prompt_tokens(neutral, tools))
+    assert cold["usage"]["prompt_tokens"] == expected
+    assert cold["usage"]["prompt_tokens_details"] == {"cached_tokens": 0}
+    timings = cold["timings"]
+    assert (timings["prompt_n"], timings["cache_n"]) == (expected, 0)
+    assert timings["prompt_ms"] == pytest.approx(10.0) and timings["predicted_n"] == 1
+
+    chunks = [json.loads(d) for d in sse_data(warm_sse)[:-1]]
+    assert all("timings" not in c for c in chunks[:-1])  # only the last chunk, the usage chunk, has them
+    usage, timings = chunks[-1]["usage"], chunks[-1]["timings"]
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    reused = prompt_tokens([*neutral, Message("assistant", "3")], tools)
+    assert cached == len(reused) == timings["cache_n"]
+    assert usage["prompt_tokens"] == len(prompt_tokens(openai_to_messages(second), tools))
+    assert timings["prompt_n"] == usage["prompt_tokens"] - cached
+
+    bare = [json.loads(d) for d in sse_data(bare_sse)[:-1]]
+    assert (
+        bare[-1]["choices"][0]["finish_reason"] == "stop" and "timings" in bare[-1]
+    )  # no usage chunk: on the finish
+    assert bare[-1]["timings"]["cache_n"] == usage["prompt_tokens"] - 1  # all but the last prompt token
+    assert [(r.prompt_tokens, r.cached_tokens) for r in srv.model_requests] == [
+        (expected, 0),
+        (usage["prompt_tokens"], cached),
+        (usage["prompt_tokens"], usage["prompt_tokens"] - 1),
+    ]
+
+
+def test_anthropic_usage_leaves_cache_reads_out_of_input_tokens() -> None:
+    body = {"model": "x", "max_tokens": 10, "system": "be brief", "messages": USER}
+    with (
+        SimServer(["hello", "again"], timings=False) as srv,
+        httpx.Client(base_url=srv.anthropic_base_url) as http,
+    ):
+        cold = http.post("/v1/messages", json=body).json()["usage"]
+        events = sse_events(http.post("/v1/messages", json={**body, "stream": True}).text)
+    total = len(prompt_tokens(anthropic_to_messages(body)))
+    assert cold == {
+        "input_tokens": total,
+        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0,
+        "output_tokens": 1,
+    }
+    start = next(d for e, d in events if e == "message_start")["message"]["usage"]
+    delta = next(d for e, d in events if e == "message_delta")["usage"]
+    assert (start["input_tokens"], start["cache_read_input_tokens"]) == (1, total - 1)
+    assert delta["cache_read_input_tokens"] == total - 1 and delta["output_tokens"] == 1
+
+
+def test_prompt_tokens_render_tools_after_the_system_prompt_and_cut_messages_apart() -> None:
+    system, user = Message("system", "sys"), Message("user", "hello there")
+    tool = {"name": "t", "description": "", "parameters": {"type": "object"}}
+    tokens = prompt_tokens([system, user], [tool])
+    alone = prompt_tokens([system]) + prompt_tokens([], [tool]) + prompt_tokens([user])
+    assert tokens == alone  # each part tokenized on its own, system, tools, then the rest
+    assert prompt_tokens([system, user], [{"type": "function", "function": tool}]) == tokens
+    assert (
+        prompt_tokens([system, user], [{"name": "t", "description": "", "input_schema": {"type": "object"}}])
+        == tokens
+    )
+    assert all(len(t) <= 4 for t in tokens)
+    assert shared_prefix(tokens, tokens[:5] + ["x"]) == 5 and shared_prefix([], tokens) == 0

@@ -1,7 +1,10 @@
 """Spans for model requests and calls on one monotonic clock, with Chrome-trace export.
 
 Open an exported file in Perfetto (ui.perfetto.dev) or chrome://tracing to see which
-calls overlapped with decoding and with each other.
+calls overlapped with decoding and with each other. Each model step recorded with
+:meth:`Trace.model_step` is split into prefill (prompt processing) and decode, and its
+prompt and cached tokens are kept, so a run shows what it cost the model
+(:meth:`Trace.model_cost`), not only how long it took.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from .models.base import ModelResponse, Usage
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Trace:
         self.t0 = time.perf_counter()
         self._spans: list[Span] = []
         self._calls: list[Sequence[CallTimes]] = []
+        self._usage: list[tuple[float, Usage]] = []
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -61,6 +67,70 @@ class Trace:
         s = Span(name, cat, lane, start, end, dict(args))
         self._spans.append(s)
         return s
+
+    def model_step(
+        self, step: int | str, start: float, end: float, response: ModelResponse, **args: Any
+    ) -> Span:
+        """Record one model request on the ``model`` lane, with what it cost.
+
+        The step span (category ``model``) carries the token counts; when the usage says
+        how long prefill and decode took (server timings, or estimated from the time to
+        first token), a ``prefill`` and a ``decode`` span are nested inside it: prefill
+        ends at the first token, decode follows it. Returns the step span.
+        """
+        u = response.usage
+        name = f"step {step}" if isinstance(step, int) else step
+        span = self.span(
+            name,
+            "model",
+            "model",
+            start,
+            end,
+            calls=len(response.tool_calls),
+            ttft_s=response.ttft_s,
+            output_tokens=u.output_tokens,
+            prompt_tokens=u.input_tokens,
+            cached_prompt_tokens=u.cached_input_tokens,
+            prefill_s=u.prefill_s,
+            decode_s=u.decode_s,
+            timing=u.timing,
+            **args,
+        )
+        self._usage.append((start, u))
+        if u.timing:
+            first = start + (response.ttft_s if response.ttft_s is not None else u.prefill_s)
+            first = min(max(first, start), end)
+            self.span(
+                "prefill",
+                "prefill",
+                "model",
+                max(start, first - u.prefill_s),
+                first,
+                prompt_tokens=u.input_tokens,
+                cached_tokens=u.cached_input_tokens,
+                processed_tokens=u.uncached_input_tokens,
+                seconds=u.prefill_s,
+                timing=u.timing,
+            )
+            self.span(
+                "decode",
+                "decode",
+                "model",
+                first,
+                min(end, first + u.decode_s),
+                output_tokens=u.output_tokens,
+                seconds=u.decode_s,
+                timing=u.timing,
+            )
+        return span
+
+    def usages(self, since: float = 0.0) -> list[Usage]:
+        """The usage of each model step recorded with :meth:`model_step` that started at ``since`` or later."""
+        return [u for t, u in self._usage if t >= since]
+
+    def model_cost(self, since: float = 0.0) -> Usage:
+        """What the model steps since ``since`` cost together: tokens, cached tokens, prefill and decode."""
+        return Usage.total(self.usages(since))
 
     def follow(self, calls: Sequence[CallTimes]) -> None:
         """Derive call spans from these (growing) call records."""
@@ -95,7 +165,10 @@ class Trace:
         """Chrome trace event JSON (complete events ``X`` and instants ``i``, microseconds)."""
         lanes: dict[str, int] = {}
         events: list[dict[str, Any]] = []
-        for s in sorted(self.spans, key=lambda s: s.start):
+        # at equal starts the longer span first, so a step's prefill nests inside it
+        for s in sorted(
+            self.spans, key=lambda s: (s.start, -(s.end - s.start if s.end is not None else 0.0))
+        ):
             tid = lanes.setdefault(s.lane, len(lanes) + 1)
             ev: dict[str, Any] = {
                 "name": s.name,
@@ -110,6 +183,12 @@ class Trace:
             else:
                 ev.update(ph="X", dur=max(0.0, s.end - s.start) * 1e6)
             events.append(ev)
+            if s.cat == "model" and "prompt_tokens" in s.args:
+                # a counter track: how much of each prompt the cache held and how much was processed
+                cached = int(s.args.get("cached_prompt_tokens") or 0)
+                counts = {"cached": cached, "processed": max(0, int(s.args["prompt_tokens"]) - cached)}
+                counter = {"name": "prompt tokens", "cat": "model", "ph": "C", "pid": 1, "tid": tid}
+                events.append({**counter, "ts": s.start * 1e6, "args": counts})
         meta = [
             {"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": lane}}
             for lane, tid in lanes.items()
@@ -129,7 +208,14 @@ def plot_timeline(traces: dict[str, Trace], path: str | Path, title: str = "") -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"model": "#4C72B0", "call": "#DD8452", "wait": "#DDDDDD", "await": "#55A868"}
+    colors = {
+        "model": "#4C72B0",
+        "prefill": "#A6BDDB",
+        "decode": "#4C72B0",
+        "call": "#DD8452",
+        "wait": "#DDDDDD",
+        "await": "#55A868",
+    }
     fig, axes = plt.subplots(len(traces), 1, figsize=(10, 1.2 + 0.9 * len(traces) * 3), squeeze=False)
     horizon = max((s.end or s.start) for t in traces.values() for s in t.spans) if traces else 1.0
     for ax, (label, trace) in zip(axes[:, 0], traces.items(), strict=True):
@@ -155,14 +241,17 @@ def plot_timeline(traces: dict[str, Trace], path: str | Path, title: str = "") -
         ax.set_title(f"{label}", fontsize=9, loc="left")
     from matplotlib.patches import Patch
 
-    legend = {"model": "model step", "call": "call running", "wait": "call waiting", "await": "await"}
+    split = any(s.cat == "prefill" for t in traces.values() for s in t.spans)
+    legend = {"model": "model decode" if split else "model step", "call": "call running"}
+    legend |= {"prefill": "model prefill"} if split else {}
+    legend |= {"wait": "call waiting", "await": "await"}
     axes[0, 0].legend(
         handles=[Patch(facecolor=colors[k], edgecolor="black", label=v) for k, v in legend.items()],
         loc="lower right",
         bbox_to_anchor=(1.0, 1.0),
         frameon=False,
         fontsize=7,
-        ncol=4,
+        ncol=len(legend),
     )
     axes[-1, 0].set_xlabel("seconds")
     if title:

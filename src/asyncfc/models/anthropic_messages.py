@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import anthropic
 from anthropic import AsyncAnthropic, AsyncStream
@@ -166,6 +167,7 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
             async for event in events:
                 if isinstance(event, ResponseDone):
                     event.response.duration_s = time.perf_counter() - start
+                    event.response.usage.estimate_timing(event.response.ttft_s, event.response.duration_s)
                 yield event
         except anthropic.APIError as e:
             raise self._error(e) from e
@@ -176,7 +178,7 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
         text: list[str] = []
         calls: list[ToolCall] = []
         open_calls: dict[int, tuple[str, str, list[str], str]] = {}  # index -> id, name, json pieces, input
-        usage = Usage()
+        counts = _Counts()
         stop: str | None = None
         ttft: float | None = None
         try:
@@ -184,13 +186,12 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
         except anthropic.APIError as e:
             if not is_format_error(e):
                 raise
-            yield ResponseDone(format_error_response(e.message, [], usage))
+            yield ResponseDone(format_error_response(e.message, [], Usage()))
             return
         try:
             async for ev in stream:
                 if ev.type == "message_start":
-                    u = ev.message.usage
-                    usage = Usage(u.input_tokens or 0, u.output_tokens or 0)
+                    counts.update(ev.message.usage)
                 elif ev.type == "content_block_start":
                     block = ev.content_block
                     if block.type == "tool_use":
@@ -218,14 +219,12 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
                         yield ToolCallReady(call)
                 elif ev.type == "message_delta":
                     stop = ev.delta.stop_reason or stop
-                    if ev.usage.input_tokens:
-                        usage.input_tokens = ev.usage.input_tokens
-                    usage.output_tokens = ev.usage.output_tokens
+                    counts.update(ev.usage)
         except anthropic.APIError as e:
             if not is_format_error(e):
                 raise
             # closed blocks were announced and may be running: keep them; drop open ones
-            yield ResponseDone(format_error_response(e.message, calls, usage, ttft))
+            yield ResponseDone(format_error_response(e.message, calls, counts.usage(), ttft))
             return
         finally:
             await stream.close()
@@ -242,7 +241,7 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
             ModelResponse(
                 text="".join(text),
                 tool_calls=calls,
-                usage=usage,
+                usage=counts.usage(),
                 finish_reason=_finish(stop, calls),
                 ttft_s=ttft,
             )
@@ -267,12 +266,13 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
             yield TextDelta("".join(text))  # one delta, so printers need not special-case stream=False
         for call in calls:
             yield ToolCallReady(call)
-        u = message.usage
+        counts = _Counts()
+        counts.update(message.usage)
         yield ResponseDone(
             ModelResponse(
                 text="".join(text),
                 tool_calls=calls,
-                usage=Usage(u.input_tokens or 0, u.output_tokens or 0),
+                usage=counts.usage(),
                 finish_reason=_finish(message.stop_reason, calls),
             )
         )
@@ -284,6 +284,46 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
         if isinstance(error, anthropic.APIConnectionError):
             return ModelError(f"model {self.name!r}: cannot reach {where}: {error.message}")
         return ModelError(f"model {self.name!r} at {where}: {error.message}")
+
+
+class _AnthropicUsage(Protocol):
+    """The usage fields of ``message_start``, ``message_delta`` and a whole message alike."""
+
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
+    @property
+    def cache_read_input_tokens(self) -> int | None: ...
+    @property
+    def cache_creation_input_tokens(self) -> int | None: ...
+
+
+@dataclass
+class _Counts:
+    """Anthropic's usage as it arrives: ``message_start`` first, then cumulative ``message_delta``s."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+
+    def update(self, u: _AnthropicUsage) -> None:
+        # a delta repeats the input counts or leaves them out (null, or 0 from some servers)
+        self.input = u.input_tokens or self.input
+        self.cache_read = u.cache_read_input_tokens or self.cache_read
+        self.cache_write = u.cache_creation_input_tokens or self.cache_write
+        if u.output_tokens is not None:
+            self.output = u.output_tokens
+
+    def usage(self) -> Usage:
+        """Neutral usage: Anthropic's ``input_tokens`` leaves out cache reads and writes, ours counts them."""
+        return Usage(
+            input_tokens=self.input + self.cache_read + self.cache_write,
+            output_tokens=self.output,
+            cached_input_tokens=self.cache_read,
+            cache_write_tokens=self.cache_write,
+        )
 
 
 def _finish(stop_reason: str | None, calls: Sequence[ToolCall]) -> str:

@@ -8,7 +8,7 @@ the agent decides whether to dispatch it then (early dispatch) or at the end.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Union, runtime_checkable
 
@@ -55,10 +55,93 @@ class ModelRequest:
     stream: bool = True
 
 
+Timing = Literal["", "server", "estimated"]
+"""Where :attr:`Usage.prefill_s`/:attr:`Usage.decode_s` came from: nowhere, the server's own
+timings (llama-server's ``timings``), or the client's clock (time to first token, then the rest)."""
+
+
 @dataclass
 class Usage:
+    """What one model step cost, or (summed with ``+``/:meth:`total`) what a run cost.
+
+    ``input_tokens`` counts the whole prompt, cached part included (OpenAI's
+    ``prompt_tokens``; for Anthropic, ``input_tokens`` + cache reads + cache writes), so
+    ``uncached_input_tokens`` is what the model had to process again: the price of
+    editing history or of a longer prompt.
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    """Prompt tokens served from the provider's prefix cache (not processed again)."""
+    cache_write_tokens: int = 0
+    """Prompt tokens written to the cache at a price (Anthropic's ``cache_creation_input_tokens``)."""
+    prefill_s: float = 0.0
+    """Prompt-processing time (until the first output token)."""
+    decode_s: float = 0.0
+    """Output-generation time (after the first token)."""
+    timing: Timing = ""
+    steps: int = 1
+    """Model steps summed into this usage (1 for one response)."""
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Prompt tokens the model processed for this request (not found in the cache)."""
+        return max(0, self.input_tokens - self.cached_input_tokens)
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """Share of prompt tokens served from the cache (0 when there was no prompt)."""
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        timings = {self.timing, other.timing} - {""}
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            prefill_s=self.prefill_s + other.prefill_s,
+            decode_s=self.decode_s + other.decode_s,
+            # a sum that mixes server-timed and estimated steps is only an estimate
+            timing=timings.pop() if len(timings) == 1 else ("estimated" if timings else ""),
+            steps=self.steps + other.steps,
+        )
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage]) -> Usage:
+        """The sum of many usages (zero steps when there are none)."""
+        out = cls(steps=0)
+        for u in usages:
+            out = out + u
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON-ready figures, the derived ones included, for reports and benchmarks."""
+        return {
+            "steps": self.steps,
+            "prompt_tokens": self.input_tokens,
+            "cached_prompt_tokens": self.cached_input_tokens,
+            "uncached_prompt_tokens": self.uncached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "output_tokens": self.output_tokens,
+            "prefill_s": round(self.prefill_s, 6),
+            "decode_s": round(self.decode_s, 6),
+            "timing": self.timing,
+        }
+
+    def estimate_timing(self, ttft_s: float | None, duration_s: float) -> None:
+        """Fill in prefill/decode from the client's clock when the server gave no timings.
+
+        Prefill is taken as the time to the first token (it includes the network and any
+        queueing, so it is an upper bound), decode as the rest of the response.
+        """
+        if self.timing or ttft_s is None:
+            return
+        ttft = min(max(ttft_s, 0.0), duration_s)
+        self.prefill_s, self.decode_s, self.timing = ttft, max(0.0, duration_s - ttft), "estimated"
 
 
 @dataclass

@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import openai
 from openai import AsyncOpenAI, AsyncStream
+from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
@@ -46,6 +47,7 @@ from .text_calls import parse_text_calls as _parse_text_calls
 
 __all__ = [
     "OpenAIChatModel",
+    "usage_from_openai",
     "to_openai_messages",
     "to_openai_tools",
 ]
@@ -83,6 +85,41 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
 def to_openai_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Tool specs ``{"name", "description", "parameters"}`` wrapped as function tools."""
     return [{"type": "function", "function": dict(spec)} for spec in tools]
+
+
+def usage_from_openai(usage: CompletionUsage | None, timings: object = None) -> Usage:
+    """A step's :class:`Usage` from OpenAI ``usage`` and, if present, llama-server ``timings``.
+
+    ``usage.prompt_tokens`` counts the whole prompt and ``prompt_tokens_details.cached_tokens``
+    the part found in the prefix cache (OpenAI, vLLM, recent llama-server). llama-server's
+    ``timings`` (``prompt_n`` tokens processed in ``prompt_ms``, ``predicted_n`` in
+    ``predicted_ms``, ``cache_n`` reused) give the server's own prefill and decode times,
+    and the token counts when a server sends no ``usage``.
+    """
+    out = Usage()
+    if usage is not None:
+        out.input_tokens = usage.prompt_tokens or 0
+        out.output_tokens = usage.completion_tokens or 0
+        details = usage.prompt_tokens_details
+        if details is not None and details.cached_tokens:
+            out.cached_input_tokens = details.cached_tokens
+    if isinstance(timings, Mapping):
+        cache_n = _number(timings.get("cache_n"))
+        if usage is None:
+            out.input_tokens = int(_number(timings.get("prompt_n")) + cache_n)
+            out.output_tokens = int(_number(timings.get("predicted_n")))
+        if not out.cached_input_tokens:
+            out.cached_input_tokens = int(cache_n)
+        if "prompt_ms" in timings or "predicted_ms" in timings:
+            out.prefill_s = _number(timings.get("prompt_ms")) / 1000
+            out.decode_s = _number(timings.get("predicted_ms")) / 1000
+            out.timing = "server"
+    return out
+
+
+def _number(value: object) -> float:
+    """A timings field as a float; anything else (missing, null, text) counts as 0."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 @dataclass
@@ -238,6 +275,7 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
                     for extra in self._recover_text_calls(event.response, request, used):
                         yield ToolCallReady(extra)
                     event.response.duration_s = time.perf_counter() - start
+                    event.response.usage.estimate_timing(event.response.ttft_s, event.response.duration_s)
                 yield event
         finally:
             await events.aclose()  # a consumer that stops early must not leave the HTTP stream open
@@ -256,7 +294,8 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
     ) -> AsyncGenerator[ModelEvent, None]:
         calls = _CallAssembler(lambda: self._new_id(used), used)
         text: list[str] = []
-        usage = Usage()
+        reported: CompletionUsage | None = None
+        timings: object = None
         finish: str | None = None
         ttft: float | None = None
         try:
@@ -266,7 +305,9 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
             try:
                 async for chunk in chunks:
                     if chunk.usage is not None:
-                        usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                        reported = chunk.usage
+                    # llama-server puts its timings on the last chunk (the usage chunk, if asked for)
+                    timings = (chunk.model_extra or {}).get("timings", timings)
                     for choice in chunk.choices[:1]:
                         delta = choice.delta
                         if choice.finish_reason:
@@ -289,6 +330,7 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
             if not is_format_error(e):
                 raise self._error(e) from e
             # calls already announced may be running: keep them; drop the unfinished rest
+            usage = usage_from_openai(reported, timings)
             yield ResponseDone(format_error_response(e.message, calls.released(), usage, ttft))
             return
         tool_calls = calls.released()
@@ -296,7 +338,7 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
             ModelResponse(
                 text="".join(text),
                 tool_calls=tool_calls,
-                usage=usage,
+                usage=usage_from_openai(reported, timings),
                 finish_reason=finish or ("tool_calls" if tool_calls else "stop"),
                 ttft_s=ttft,
             )
@@ -331,9 +373,7 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
             yield TextDelta(message.content)  # one delta, so printers need not special-case stream=False
         for call in tool_calls:
             yield ToolCallReady(call)
-        usage = Usage()
-        if completion.usage is not None:
-            usage = Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
+        usage = usage_from_openai(completion.usage, (completion.model_extra or {}).get("timings"))
         yield ResponseDone(
             ModelResponse(
                 text=message.content or "",

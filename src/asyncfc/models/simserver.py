@@ -8,6 +8,16 @@ same scripts as :class:`~asyncfc.models.scripted.ScriptedModel`: each request is
 back into neutral :class:`Message` objects and the next scripted turn is rendered against
 them, so ``Ref`` arguments resolve exactly as they would in-process.
 
+It reports usage as real servers do, so cost accounting and delivery policies can be
+tested against it: prompt tokens over the rendered prompt (tools and messages, 4
+characters a token), and cached tokens as llama-server's single slot finds them, the
+longest token prefix the request shares with what the slot holds after the previous
+request (that prompt and its answer). An edited earlier message therefore invalidates
+the cache from that message on; an appended one does not. Prefill time proportional to
+the uncached tokens can be simulated (``prefill_tokens_per_s``). OpenAI responses carry
+``usage.prompt_tokens_details.cached_tokens`` and llama-style ``timings``; Anthropic
+responses carry ``cache_read_input_tokens``.
+
 It uses only the standard library (a threading HTTP server in a background thread), so
 it can run next to any event loop. Every request is logged, and errors can be injected
 (llama.cpp's HTTP 500 for unparsable model output by default).
@@ -33,6 +43,8 @@ __all__ = [
     "SimServer",
     "anthropic_to_messages",
     "openai_to_messages",
+    "prompt_tokens",
+    "shared_prefix",
 ]
 
 LLAMA_FORMAT_ERROR = "The model produced output that does not match the expected peg-native format"
@@ -51,6 +63,10 @@ class RecordedRequest:
     received_at: float
     status: int = 200
     finished_at: float | None = None
+    prompt_tokens: int = 0
+    """The prompt's size in tokens, as reported in the response's usage."""
+    cached_tokens: int = 0
+    """How many of them the prefix cache held (not processed again)."""
 
 
 def _text_of(content: Any) -> str:
@@ -126,6 +142,57 @@ def anthropic_to_messages(body: Mapping[str, Any]) -> list[Message]:
     return out
 
 
+def _tool_spec(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI function tool or an Anthropic tool as one neutral spec, so both wires render alike."""
+    fn = tool.get("function") if tool.get("type") == "function" else None
+    spec = fn if isinstance(fn, Mapping) else tool
+    params = spec.get("parameters", spec.get("input_schema"))
+    return {"name": spec.get("name", ""), "description": spec.get("description", ""), "parameters": params}
+
+
+def _render_message(m: Message) -> str:
+    """One message as a chat template would write it (call ids are not part of the prompt)."""
+    calls = "".join(f"\n<tool_call>{c.name} {c.arguments}</tool_call>" for c in m.tool_calls)
+    return f"<|{m.role}|>\n{m.content}{calls}<|end|>\n"
+
+
+def prompt_tokens(messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """The prompt as the server tokenizes it: leading system messages, the tools, then the rest.
+
+    Each message and each tool is cut into 4-character tokens on its own, so a change in
+    one leaves the tokens of the ones before it intact, as with a real tokenizer and template.
+    """
+    lead = 0
+    while lead < len(messages) and messages[lead].role == "system":
+        lead += 1
+    segments = [_render_message(m) for m in messages[:lead]]
+    segments += [f"<tool>{json.dumps(_tool_spec(t))}</tool>\n" for t in tools]
+    segments += [_render_message(m) for m in messages[lead:]]
+    return [piece for segment in segments for piece in _pieces(segment)]
+
+
+def shared_prefix(a: Sequence[str], b: Sequence[str]) -> int:
+    """The number of leading tokens two token sequences share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+@dataclass
+class _Played:
+    """One scripted turn played for a request, with what its prompt cost."""
+
+    text: str
+    calls: list[ToolCall]
+    rid: str
+    prompt: int
+    cached: int
+    prefill_s: float
+
+
 def _pieces(text: str) -> list[str]:
     return [text[i : i + _CHARS_PER_TOKEN] for i in range(0, len(text), _CHARS_PER_TOKEN)]
 
@@ -158,6 +225,14 @@ class SimServer:
     ``srv.base_url`` (``http://127.0.0.1:PORT/v1``) or an Anthropic client at
     ``srv.anthropic_base_url``. One script position is used per model request (either
     wire), and the last final text repeats once the script is exhausted.
+
+    Like llama-server with ``cache_prompt`` (its default) and one slot, the server keeps
+    the tokens of the last request and its answer; a request's cached tokens are the
+    prefix it shares with them, less one (the last prompt token is always evaluated
+    again). A request with ``"cache_prompt": false`` bypasses the cache.
+    ``prefill_tokens_per_s`` adds ``uncached / prefill_tokens_per_s`` seconds before the
+    first token (off by default); ``timings=False`` leaves llama's ``timings`` out of
+    OpenAI responses, as other servers do.
     """
 
     def __init__(
@@ -168,10 +243,15 @@ class SimServer:
         tokens_per_s: float | None = None,
         port: int = 0,
         model_name: str = "sim-model",
+        prefill_tokens_per_s: float | None = None,
+        timings: bool = True,
     ) -> None:
         self.script = ScriptedModel(turns, name=model_name)
         self.ttft_s = ttft_s
         self.tokens_per_s = tokens_per_s
+        self.prefill_tokens_per_s = prefill_tokens_per_s
+        self.timings = timings
+        self._slot: list[str] = []
         self.model_name = model_name
         self.requests: list[RecordedRequest] = []
         self._port = port
@@ -243,6 +323,11 @@ class SimServer:
         with self._lock:
             self._errors.extend([(status, message, in_stream)] * count)
 
+    def clear_cache(self) -> None:
+        """Empty the prefix cache (as a server restart would)."""
+        with self._lock:
+            self._slot = []
+
     @property
     def model_requests(self) -> list[RecordedRequest]:
         """The logged model requests (chat completions or messages), oldest first."""
@@ -261,11 +346,24 @@ class SimServer:
         with self._lock:
             return self._errors.popleft() if self._errors else None
 
-    def _play(self, transcript: Sequence[Message]) -> tuple[str, list[ToolCall], str]:
+    def _play(
+        self, rec: RecordedRequest, transcript: Sequence[Message], tools: Sequence[Mapping[str, Any]]
+    ) -> _Played:
+        """The next scripted turn, with the prompt's size and the part of it the slot held."""
+        body = rec.body if isinstance(rec.body, Mapping) else {}
+        tokens = prompt_tokens(transcript, tools)
         with self._lock:
             text, calls = self.script.next_turn(transcript)
             self._counter += 1
-            return text, calls, f"sim-{self._counter}"
+            cached = 0
+            if body.get("cache_prompt", True) is not False:
+                cached = min(shared_prefix(tokens, self._slot), max(0, len(tokens) - 1))
+            # the slot now holds this prompt and the answer, as the next request will repeat it
+            self._slot = tokens + _pieces(_render_message(Message("assistant", text, tool_calls=calls)))
+        rec.prompt_tokens, rec.cached_tokens = len(tokens), cached
+        rate = self.prefill_tokens_per_s
+        prefill_s = (len(tokens) - cached) / rate if rate else 0.0
+        return _Played(text, calls, f"sim-{self._counter}", len(tokens), cached, prefill_s)
 
 
 def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
@@ -340,9 +438,9 @@ class _Handler(BaseHTTPRequestHandler):
                 rec.status = injected[0]
                 self._error(injected[0], injected[1], anthropic)
             elif anthropic:
-                self._anthropic(body, fail=injected[1] if injected else None)
+                self._anthropic(rec, body, fail=injected[1] if injected else None)
             else:
-                self._openai(body, fail=injected[1] if injected else None)
+                self._openai(rec, body, fail=injected[1] if injected else None)
         except (BrokenPipeError, ConnectionResetError):
             rec.status = 499  # the client went away mid-response
         rec.finished_at = time.perf_counter()
@@ -356,16 +454,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- OpenAI chat completions -------------------------------------------------------
 
-    def _openai(self, body: Mapping[str, Any], fail: str | None = None) -> None:
+    def _openai(self, rec: RecordedRequest, body: Mapping[str, Any], fail: str | None = None) -> None:
         sim = self.server_sim
         transcript = openai_to_messages(body.get("messages", []))
-        pacer = _Pacer(sim.ttft_s, sim.tokens_per_s)
-        text, calls, rid = sim._play(transcript)
-        prompt_tokens = sum(tokens_of(m.content) for m in transcript)
+        played = sim._play(rec, transcript, body.get("tools") or [])
+        text, calls = played.text, played.calls
+        pacer = _Pacer(sim.ttft_s + played.prefill_s, sim.tokens_per_s)
         finish = "tool_calls" if calls else "stop"
-        envelope = {"id": f"chatcmpl-{rid}", "created": int(time.time()), "model": sim.model_name}
+        envelope = {"id": f"chatcmpl-{played.rid}", "created": int(time.time()), "model": sim.model_name}
+        steps = list(_openai_steps(text, calls))
+        out_tokens = _output_tokens(text, calls)
+        usage = _openai_usage(played, out_tokens)
+        extra = {"timings": _timings(sim, played, steps, out_tokens)} if sim.timings else {}
         if not body.get("stream"):
-            steps = list(_openai_steps(text, calls))
             pacer.wait(sum(n for n, _ in steps))
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if calls:
@@ -379,7 +480,8 @@ class _Handler(BaseHTTPRequestHandler):
                     **envelope,
                     "object": "chat.completion",
                     "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-                    "usage": _openai_usage(prompt_tokens, _output_tokens(text, calls)),
+                    "usage": usage,
+                    **extra,
                 },
             )
             return
@@ -390,33 +492,41 @@ class _Handler(BaseHTTPRequestHandler):
 
         self._start_sse()
         self._sse(chunk({"role": "assistant", "content": ""}))
-        for tokens, delta in _openai_steps(text, calls):
+        for tokens, delta in steps:
             pacer.wait(tokens)
             self._sse(chunk(delta))
         if fail is not None:
             self._sse({"error": {"code": 500, "message": fail, "type": "server_error"}})
             return
-        self._sse(chunk({}, finish))
+        # like llama-server: the timings ride on the last chunk, the usage chunk if asked for
         if (body.get("stream_options") or {}).get("include_usage"):
-            usage = _openai_usage(prompt_tokens, _output_tokens(text, calls))
-            self._sse({**envelope, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+            self._sse(chunk({}, finish))
+            self._sse({**envelope, "object": "chat.completion.chunk", "choices": [], "usage": usage, **extra})
+        else:
+            self._sse({**chunk({}, finish), **extra})
         self._sse("[DONE]")
 
     # -- Anthropic messages ------------------------------------------------------------
 
-    def _anthropic(self, body: Mapping[str, Any], fail: str | None = None) -> None:
+    def _anthropic(self, rec: RecordedRequest, body: Mapping[str, Any], fail: str | None = None) -> None:
         sim = self.server_sim
         transcript = anthropic_to_messages(body)
-        pacer = _Pacer(sim.ttft_s, sim.tokens_per_s)
-        text, calls, rid = sim._play(transcript)
-        prompt_tokens = sum(tokens_of(m.content) for m in transcript)
+        played = sim._play(rec, transcript, body.get("tools") or [])
+        text, calls = played.text, played.calls
+        pacer = _Pacer(sim.ttft_s + played.prefill_s, sim.tokens_per_s)
         stop = "tool_use" if calls else "end_turn"
         message = {
-            "id": f"msg_{rid}",
+            "id": f"msg_{played.rid}",
             "type": "message",
             "role": "assistant",
             "model": sim.model_name,
             "stop_sequence": None,
+        }
+        # Anthropic's input_tokens leaves out what was read from (or written to) the cache
+        prompt_usage = {
+            "input_tokens": played.prompt - played.cached,
+            "cache_read_input_tokens": played.cached,
+            "cache_creation_input_tokens": 0,
         }
         if not body.get("stream"):
             steps = list(_anthropic_steps(text, calls))
@@ -426,11 +536,11 @@ class _Handler(BaseHTTPRequestHandler):
                 {"type": "tool_use", "id": c.id, "name": c.name, "input": json.loads(c.arguments)}
                 for c in calls
             ]
-            usage = {"input_tokens": prompt_tokens, "output_tokens": _output_tokens(text, calls)}
+            usage = {**prompt_usage, "output_tokens": _output_tokens(text, calls)}
             self._send_json(200, {**message, "content": content, "stop_reason": stop, "usage": usage})
             return
         self._start_sse()
-        start_usage = {"input_tokens": prompt_tokens, "output_tokens": 1}
+        start_usage = {**prompt_usage, "output_tokens": 1}
         self._sse(
             {
                 "type": "message_start",
@@ -448,7 +558,8 @@ class _Handler(BaseHTTPRequestHandler):
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop, "stop_sequence": None},
-                "usage": {"output_tokens": _output_tokens(text, calls)},
+                # cumulative, input counts repeated, as the API sends them today
+                "usage": {**prompt_usage, "output_tokens": _output_tokens(text, calls)},
             },
             "message_delta",
         )
@@ -460,13 +571,39 @@ def _cost(text: str) -> float:
     return len(text) / _CHARS_PER_TOKEN
 
 
+def _timings(
+    sim: SimServer, played: _Played, steps: Sequence[tuple[float, Any]], predicted_n: int
+) -> dict[str, Any]:
+    """llama-server's ``timings`` object for one response, from the simulated times."""
+    processed = played.prompt - played.cached
+    prompt_ms = (sim.ttft_s + played.prefill_s) * 1000
+    decoded = sum(n for n, _ in steps)
+    predicted_ms = decoded / sim.tokens_per_s * 1000 if sim.tokens_per_s else 0.0
+    return {
+        "cache_n": played.cached,
+        "prompt_n": processed,
+        "prompt_ms": prompt_ms,
+        "prompt_per_token_ms": prompt_ms / processed if processed else 0.0,
+        "prompt_per_second": processed / prompt_ms * 1000 if prompt_ms else 0.0,
+        "predicted_n": predicted_n,
+        "predicted_ms": predicted_ms,
+        "predicted_per_token_ms": predicted_ms / predicted_n if predicted_n else 0.0,
+        "predicted_per_second": predicted_n / predicted_ms * 1000 if predicted_ms else 0.0,
+    }
+
+
 def _output_tokens(text: str, calls: Sequence[ToolCall]) -> int:
     """Output tokens as :class:`ScriptedModel` counts them, so usage agrees in and out of process."""
     return (tokens_of(text) if text else 0) + sum(tokens_of(c.name + c.arguments) for c in calls)
 
 
-def _openai_usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+def _openai_usage(played: _Played, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": played.prompt,
+        "completion_tokens": completion,
+        "total_tokens": played.prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": played.cached},
+    }
 
 
 def _openai_steps(text: str, calls: Sequence[ToolCall]) -> Iterator[tuple[float, dict[str, Any]]]:
