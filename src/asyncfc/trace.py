@@ -212,6 +212,7 @@ def plot_timeline(traces: dict[str, Trace], path: str | Path, title: str = "") -
         "model": "#4C72B0",
         "prefill": "#A6BDDB",
         "decode": "#4C72B0",
+        "overhead": "#F2F2F2",
         "call": "#DD8452",
         "wait": "#DDDDDD",
         "await": "#55A868",
@@ -223,15 +224,20 @@ def plot_timeline(traces: dict[str, Trace], path: str | Path, title: str = "") -
         for s in trace.spans:
             if s.end is not None and s.lane not in lanes:
                 lanes.append(s.lane)
-        for s in trace.spans:
+        spans = trace.spans
+        split_at = {s.start for s in spans if s.cat in ("prefill", "decode")}
+        for s in spans:
             if s.end is None:
                 continue
             y = lanes.index(s.lane)
+            # a split step shows through its prefill and decode only where neither ran:
+            # request overhead (HTTP, queueing) the server did not count as prefill
+            split = s.cat == "model" and any(s.start <= t <= s.end for t in split_at)
             ax.barh(
                 y,
                 s.end - s.start,
                 left=s.start,
-                color=colors.get(s.cat, "#999999"),
+                color=colors["overhead"] if split else colors.get(s.cat, "#999999"),
                 edgecolor="black",
                 lw=0.3,
             )
@@ -243,7 +249,7 @@ def plot_timeline(traces: dict[str, Trace], path: str | Path, title: str = "") -
 
     split = any(s.cat == "prefill" for t in traces.values() for s in t.spans)
     legend = {"model": "model decode" if split else "model step", "call": "call running"}
-    legend |= {"prefill": "model prefill"} if split else {}
+    legend |= {"prefill": "model prefill", "overhead": "request overhead"} if split else {}
     legend |= {"wait": "call waiting", "await": "await"}
     axes[0, 0].legend(
         handles=[Patch(facecolor=colors[k], edgecolor="black", label=v) for k, v in legend.items()],
