@@ -1,0 +1,76 @@
+"""Where a call runs: threads (default), processes (can kill a tool), Ray (a cluster).
+
+``make_executor("threads" | "processes" | "ray", **options)`` builds one; every executor
+keeps the contract the scheduler relies on (see :class:`Executor`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, get_args
+
+from ._base import (
+    Executor,
+    ExecutorKind,
+    ExecutorUnavailable,
+    ToolFailed,
+    ToolTimeout,
+    WorkerLost,
+)
+
+if TYPE_CHECKING:
+    from .processes import ProcessExecutor
+    from .ray import RayExecutor
+
+ThreadExecutor = Executor
+EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
+
+__all__ = [
+    "EXECUTOR_KINDS",
+    "Executor",
+    "ExecutorKind",
+    "ExecutorUnavailable",
+    "ProcessExecutor",
+    "RayExecutor",
+    "ThreadExecutor",
+    "ToolFailed",
+    "ToolTimeout",
+    "WorkerLost",
+    "make_executor",
+]
+
+
+def make_executor(kind: str | Executor = "threads", **options: Any) -> Executor:
+    """An executor by name (options go to its constructor), or ``kind`` itself if it is one.
+
+    Common options: ``default_timeout``, ``max_concurrency``, ``tool_limits``; threads:
+    ``max_threads``; processes: ``max_workers``; ray: ``address``, ``init_kwargs``,
+    ``connect_timeout``, ``remote_async``, ``default_resources``.
+    """
+    if isinstance(kind, Executor):
+        return kind
+    if kind == "threads":
+        return Executor(**options)
+    if kind == "processes":
+        from .processes import ProcessExecutor
+
+        return ProcessExecutor(**options)
+    if kind == "ray":
+        from .ray import RayExecutor
+
+        return RayExecutor(**options)
+    from ..errors import ConfigurationError  # here: errors.py gains it in a parallel change
+
+    raise ConfigurationError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTOR_KINDS)}")
+
+
+def __getattr__(name: str) -> Any:
+    """``ProcessExecutor`` and ``RayExecutor`` are imported on first use (Ray is optional)."""
+    if name == "ProcessExecutor":
+        from .processes import ProcessExecutor
+
+        return ProcessExecutor
+    if name == "RayExecutor":
+        from .ray import RayExecutor
+
+        return RayExecutor
+    raise AttributeError(name)

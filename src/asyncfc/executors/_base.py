@@ -1,0 +1,394 @@
+"""The executor interface, and the default executor: async tools on the event loop, sync
+tools in daemon worker threads.
+
+An executor decides *where* a call runs; the scheduler decides *when*. Every executor
+keeps one contract (``await executor.run(tool, kwargs, on_start)``): the tool's value,
+or :class:`ToolTimeout`, :class:`ToolFailed` (whatever the tool raised, ``BaseException``
+included) or :class:`WorkerLost`; ``asyncio.CancelledError`` only when the calling task
+itself was cancelled. Subclasses override :meth:`Executor._run_sync` (and may run async
+tools remotely too).
+
+Timeouts are enforced here and never wait for the tool: an async tool runs in its own
+task, so one that swallows its cancellation still resolves ``timeout`` at the deadline
+(the stubborn task is tracked and awaited by :meth:`Executor.close`). A sync tool's
+thread cannot be killed: its late result is discarded, and because worker threads are
+daemon threads it does not keep the interpreter from exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+from ..errors import AsyncFCError
+from ..tools import Tool
+
+ExecutorKind = Literal["threads", "processes", "ray"]
+
+
+class ToolTimeout(Exception):
+    """A tool ran past its timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"timed out after {seconds:g} s")
+        self.seconds = seconds
+
+
+class ToolFailed(Exception):
+    """The tool raised; ``error`` is what it raised, ``BaseException`` included.
+
+    Wrapping keeps a tool's ``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit`` or
+    ``CancelledError`` from being taken for the event loop's own: the call resolves to a
+    ``tool_error`` and the run goes on.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+
+class WorkerLost(Exception):
+    """The worker (thread, process or cluster node) running the call went away."""
+
+
+class ExecutorUnavailable(AsyncFCError):
+    """An executor cannot start or reach its workers (e.g. the Ray cluster is unreachable)."""
+
+
+class _Raised:
+    """What a sync tool's wrapper returns instead of letting a ``BaseException`` leave the thread."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _guarded(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
+    try:
+        return fn(**kwargs)
+    except BaseException as exc:  # noqa: BLE001 - every outcome of a tool is a value
+        return _Raised(exc)
+
+
+async def _guarded_async(fn: Callable[..., Awaitable[Any]], kwargs: Mapping[str, Any]) -> Any:
+    try:
+        return await fn(**kwargs)
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is None or sys.version_info < (3, 11) or task.cancelling():
+            raise  # we were cancelled (timeout or session close): not the tool's doing
+        raise ToolFailed(exc) from None
+    except (ToolFailed, WorkerLost):
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        raise ToolFailed(exc) from None
+
+
+@dataclass(eq=False)
+class _Job:
+    """One sync call handed to a worker thread."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    fn: Callable[..., Any]
+    kwargs: Mapping[str, Any]
+    finished: bool = False
+    abandoned: bool = False
+
+
+class _Generation:
+    """The queue and idle count of the threads started between two ``close`` calls."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.idle = threading.Semaphore(0)
+        self.threads: set[threading.Thread] = set()
+        self.busy: set[threading.Thread] = set()
+
+
+def _deliver(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+class _DaemonThreadPool:
+    """A thread pool whose threads are daemons (interpreter exit does not wait for a hung
+    tool) and where a thread abandoned by a timeout stops counting against the limit (so a
+    few hung tools cannot starve the pool)."""
+
+    def __init__(self, max_threads: int, prefix: str) -> None:
+        self.max_threads = max_threads
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._gen = _Generation()
+        self._extra = 0
+        self._counter = 0
+
+    def submit(self, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> _Job:
+        loop = asyncio.get_running_loop()
+        job = _Job(loop, loop.create_future(), fn, kwargs)
+        gen = self._gen
+        gen.queue.put(job)
+        if gen.idle.acquire(blocking=False):
+            return job  # an idle thread takes it
+        with self._lock:
+            if len(gen.threads) < self.max_threads + self._extra:
+                self._counter += 1
+                t = threading.Thread(
+                    target=self._work, args=(gen,), name=f"{self.prefix}-{self._counter}", daemon=True
+                )
+                gen.threads.add(t)
+                t.start()
+        return job
+
+    def abandon(self, job: _Job) -> None:
+        """The call gave up on ``job`` (timeout or cancel): discard its result, free its slot."""
+        job.future.cancel()
+        with self._lock:
+            if not job.finished and not job.abandoned:
+                job.abandoned = True
+                self._extra += 1
+
+    def _work(self, gen: _Generation) -> None:
+        me = threading.current_thread()
+        while True:
+            job = gen.queue.get()
+            if job is None:
+                break
+            with self._lock:
+                gen.busy.add(me)
+            value = _guarded(job.fn, job.kwargs)
+            with self._lock:
+                gen.busy.discard(me)
+                job.finished = True
+                abandoned = job.abandoned
+                if abandoned:
+                    self._extra -= 1
+            if not abandoned:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                    job.loop.call_soon_threadsafe(_deliver, job.future, value)
+            del job, value
+            if abandoned:
+                break  # a fresh thread replaced this one when the call gave up on it
+            gen.idle.release()
+        with self._lock:
+            gen.threads.discard(me)
+
+    @property
+    def threads(self) -> int:
+        return len(self._gen.threads)
+
+    def close(self, wait: bool) -> list[threading.Thread]:
+        """Stop every thread; join the idle ones (all of them with ``wait``). Returns the
+        threads still running a tool (abandoned ones included): daemons, they end with it."""
+        with self._lock:
+            gen, self._gen = self._gen, _Generation()
+            threads = list(gen.threads)
+            busy = set(gen.busy)
+        for _ in threads:
+            gen.queue.put(None)
+        left = []
+        for t in threads:
+            t.join(None if wait else (0.5 if t not in busy else 0.0))
+            if t.is_alive():
+                left.append(t)
+        return left
+
+
+class Executor:
+    """Where calls run; shared by all sessions of an agent. This base class is the
+    ``"threads"`` executor: async tools on the event loop, sync tools in daemon threads.
+
+    Global and per-tool concurrency limits apply to every executor.
+    """
+
+    kind: ExecutorKind = "threads"
+
+    def __init__(
+        self,
+        *,
+        default_timeout: float | None = 60.0,
+        max_concurrency: int | None = None,
+        tool_limits: Mapping[str, int] | None = None,
+        max_threads: int = 32,
+    ) -> None:
+        self.default_timeout = default_timeout
+        self.max_concurrency = max_concurrency
+        self.tool_limits = dict(tool_limits or {})
+        self._pool = _DaemonThreadPool(max_threads, "asyncfc-tool")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._global: asyncio.Semaphore | None = None
+        self._per_tool: dict[str, asyncio.Semaphore] = {}
+        self._stragglers: set[asyncio.Task[Any]] = set()
+        self.running = 0
+        self.peak_running = 0
+        self.peak_per_tool: dict[str, int] = {}
+        self._per_tool_running: dict[str, int] = {}
+        self.abandoned_threads: list[threading.Thread] = []
+        """After :meth:`close`: threads still running a sync tool that timed out (daemons)."""
+
+    # -- the contract -----------------------------------------------------------------
+
+    def check(self, tool: Tool) -> None:
+        """Raise :class:`~asyncfc.ToolDefinitionError` if ``tool`` cannot run on this executor."""
+
+    async def run(self, tool: Tool, kwargs: Mapping[str, Any], on_start: Callable[[float], None]) -> Any:
+        """Run one call to completion; raise :class:`ToolTimeout`, :class:`ToolFailed` or :class:`WorkerLost`."""
+        timeout = tool.timeout if tool.timeout is not None else self.default_timeout
+        async with self._slot(tool.name):
+            if tool.is_async and not self._runs_async_remotely(tool):
+                on_start(time.perf_counter())
+                task = asyncio.get_running_loop().create_task(_guarded_async(tool.fn, dict(kwargs)))
+                value = await self._wait(task, timeout, lambda: self._give_up(task))
+            else:
+                value = await self._run_sync(tool, kwargs, timeout, on_start)
+            if isinstance(value, _Raised):
+                raise ToolFailed(value.error)
+            return value
+
+    def _runs_async_remotely(self, tool: Tool) -> bool:
+        """Whether an async tool goes to :meth:`_run_sync`'s workers instead of the loop."""
+        return False
+
+    async def _run_sync(
+        self, tool: Tool, kwargs: Mapping[str, Any], timeout: float | None, on_start: Callable[[float], None]
+    ) -> Any:
+        """Run a sync tool in a worker thread; on timeout or cancel its result is discarded."""
+        on_start(time.perf_counter())
+        job = self._pool.submit(tool.fn, kwargs)
+        return await self._wait(job.future, timeout, lambda: self._pool.abandon(job))
+
+    async def close(self) -> None:
+        """Release the workers. Waits for async tools that ignored their cancellation;
+        threads still running a timed-out sync tool are left to finish (they are daemons,
+        so they do not keep the process alive) and listed in :attr:`abandoned_threads`.
+        The executor may be used again afterwards: workers start on demand."""
+        while self._stragglers:
+            await asyncio.gather(*list(self._stragglers), return_exceptions=True)
+        self._release(wait=False)
+
+    def shutdown(self, wait: bool = False) -> None:
+        """Synchronous :meth:`close` for code outside an event loop (stragglers are not awaited).
+
+        With ``wait`` it joins every worker thread, hung ones included."""
+        self._release(wait=wait)
+
+    def _release(self, wait: bool) -> None:
+        self.abandoned_threads = self._pool.close(wait)
+
+    async def __aenter__(self) -> Executor:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def worker_threads(self) -> int:
+        """Live worker threads (idle, busy or abandoned)."""
+        return self._pool.threads
+
+    # -- shared machinery ----------------------------------------------------------------
+
+    def _bind(self) -> None:
+        """Semaphores belong to one event loop; make fresh ones when the loop changes."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self._global = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
+            self._per_tool = {name: asyncio.Semaphore(n) for name, n in self.tool_limits.items()}
+            self._stragglers = {t for t in self._stragglers if not t.done()}
+            self._on_new_loop()
+
+    def _on_new_loop(self) -> None:
+        """Subclasses reset their loop-bound state here."""
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, name: str) -> AsyncIterator[None]:
+        self._bind()
+        sems = [s for s in (self._global, self._per_tool.get(name)) if s is not None]
+        async with contextlib.AsyncExitStack() as stack:
+            for s in sems:
+                await stack.enter_async_context(s)
+            self.running += 1
+            self.peak_running = max(self.peak_running, self.running)
+            n = self._per_tool_running[name] = self._per_tool_running.get(name, 0) + 1
+            self.peak_per_tool[name] = max(self.peak_per_tool.get(name, 0), n)
+            try:
+                yield
+            finally:
+                self.running -= 1
+                self._per_tool_running[name] -= 1
+
+    def _give_up(self, task: asyncio.Task[Any]) -> None:
+        """Cancel an async tool's task without waiting for it; keep it until it ends."""
+        task.cancel()
+        self._stragglers.add(task)
+        task.add_done_callback(self._straggler_done)
+
+    def _straggler_done(self, task: asyncio.Task[Any]) -> None:
+        self._stragglers.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a late failure is not "never retrieved"
+
+    @staticmethod
+    async def _wait(fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[], None]) -> Any:
+        """``fut``'s result, or :class:`ToolTimeout` at the deadline, without waiting for
+        ``fut`` to acknowledge a cancellation (``give_up`` is called instead)."""
+        if not fut.done():
+            waiter = asyncio.get_running_loop().create_future()
+
+            def wake(_: object = None) -> None:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+            fut.add_done_callback(wake)
+            timer = asyncio.get_running_loop().call_later(timeout, wake) if timeout is not None else None
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                fut.remove_done_callback(wake)
+                give_up()
+                raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            if not fut.done():
+                fut.remove_done_callback(wake)
+                give_up()
+                assert timeout is not None
+                raise ToolTimeout(timeout)
+        if fut.cancelled():  # the tool cancelled itself; we did not
+            raise ToolFailed(asyncio.CancelledError("the tool raised CancelledError"))
+        return fut.result()
+
+    @staticmethod
+    async def _bounded(awaitable: Awaitable[Any], timeout: float | None) -> Any:
+        """``awaitable``'s result, or :class:`ToolTimeout` once ``timeout`` seconds have passed.
+
+        For awaitables that honour cancellation (remote calls, which kill their worker
+        when cancelled). The tool's own exceptions arrive wrapped in :class:`ToolFailed`,
+        so a ``TimeoutError`` here is always the deadline's.
+        """
+        if timeout is None:
+            return await awaitable
+        if sys.version_info < (3, 11):
+            try:
+                return await asyncio.wait_for(awaitable, timeout)
+            except asyncio.TimeoutError:
+                raise ToolTimeout(timeout) from None
+        try:
+            async with asyncio.timeout(timeout):
+                return await awaitable
+        except TimeoutError:
+            raise ToolTimeout(timeout) from None

@@ -1,0 +1,128 @@
+"""The worker side of the process executor (run as a script: ``python _worker.py FD``),
+and the outcome encoding shared with Ray tasks.
+
+Kept free of asyncfc imports so that a worker process starts in tens of milliseconds;
+only the tool's own module (if it is pickled by reference) is imported on first use.
+
+Frames on the socket: 8-byte big-endian length, then a pickle. Parent to worker:
+``("init", sys_path, cwd)`` once, then ``(key, fn_or_None, kwargs)`` per call, where
+``fn`` and ``kwargs`` are cloudpickle bytes and ``fn`` is sent only the first time a
+worker sees ``key``. Worker to parent: :func:`encode_outcome`'s bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import cloudpickle
+
+_LEN = struct.Struct(">Q")
+
+
+def run_tool(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Call ``fn``; ``("ok", value)`` or ``("err", exception)``, whatever it raises."""
+    try:
+        value = fn(**kwargs)
+        if inspect.isawaitable(value):
+            value = asyncio.run(_await(value))
+        return ("ok", value)
+    except BaseException as exc:  # noqa: BLE001 - every outcome of a tool is a value
+        return ("err", exc)
+
+
+async def _await(aw: Any) -> Any:
+    return await aw
+
+
+def _fallback(value: Any) -> Any:
+    """A value pickle cannot carry, as the scheduler would show it anyway (JSON or repr)."""
+    try:
+        from pydantic_core import to_jsonable_python
+
+        return to_jsonable_python(value, fallback=repr)
+    except Exception:  # noqa: BLE001
+        return repr(value)
+
+
+def dumps(obj: Any) -> bytes:
+    data: bytes = cloudpickle.dumps(obj)
+    return data
+
+
+def encode_outcome(outcome: tuple[Any, ...]) -> bytes:
+    """Pickle an outcome; a value or exception that cannot be pickled is replaced by text."""
+    try:
+        return dumps(outcome)
+    except Exception:  # noqa: BLE001
+        pass
+    if outcome[0] == "ok":
+        return dumps(("ok", _fallback(outcome[1])))
+    exc = outcome[1]
+    return dumps(("err_text", type(exc).__name__, str(exc)))
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            return None
+        got += k
+    return bytes(buf)
+
+
+def _send(sock: socket.socket, payload: bytes) -> None:
+    sock.sendall(_LEN.pack(len(payload)) + payload)
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the parent dies, even while a tool hangs (the socket alone cannot tell)."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def serve(fd: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    sock = socket.socket(fileno=fd)
+    functions: dict[str, Callable[..., Any]] = {}
+    while True:
+        header = _recv_exact(sock, _LEN.size)
+        if header is None:
+            return
+        body = _recv_exact(sock, _LEN.unpack(header)[0])
+        if body is None:
+            return
+        msg = pickle.loads(body)
+        if msg[0] == "init":
+            sys.path[:] = msg[1]
+            os.chdir(msg[2])
+            continue
+        key, fn_bytes, kwargs_bytes = msg
+        try:
+            if fn_bytes is not None:
+                functions[key] = cloudpickle.loads(fn_bytes)
+            outcome = run_tool(functions[key], cloudpickle.loads(kwargs_bytes))
+        except BaseException as exc:  # noqa: BLE001 - e.g. the tool's module is not importable here
+            outcome = ("err", exc)
+        _send(sock, encode_outcome(outcome))
+        del outcome
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
