@@ -17,6 +17,7 @@ from asyncfc.models.base import (
     ToolCall,
     ToolCallReady,
 )
+from asyncfc.runtime import EARLIER
 from asyncfc.scheduler import Call
 
 RawTurn = str | list[ToolCall]
@@ -70,8 +71,26 @@ def tool_message(messages: Sequence[Message], tool_call_id: str) -> Message:
     return found[0]
 
 
+def _items(message: Message) -> list[Any]:
+    """The resolutions a tool message shows: itself, a list of them, and ``resolved_earlier``."""
+    try:
+        content = json.loads(message.content)
+    except ValueError:
+        return []
+    items = content if isinstance(content, list) else [content]
+    earlier = [e for it in items if isinstance(it, dict) for e in it.get(EARLIER, [])]
+    return [it for it in [*items, *earlier] if isinstance(it, dict)]
+
+
 def content_of(messages: Sequence[Message], call: Call) -> Any:
-    """The parsed content of the tool message that answers ``call`` (text if not JSON)."""
+    """What the model read for ``call``: its resolution wherever it was delivered (its own
+    tool message, a later one's ``resolved_earlier``, an await answer), else its own tool
+    message (the placeholder, or text if not JSON)."""
+    for m in messages:
+        if m.role == "tool":
+            for it in _items(m):
+                if it.get("future") == call.id and it.get("status") in ("resolved", "failed"):
+                    return {k: v for k, v in it.items() if k != EARLIER}
     text = tool_message(messages, call.call_id).content
     try:
         return json.loads(text)
@@ -110,15 +129,8 @@ def deliveries_in_transcript(messages: Sequence[Message], fid: str) -> int:
     for m in messages:
         if m.role != "tool":
             continue
-        try:
-            content = json.loads(m.content)
-        except ValueError:
-            continue
-        items = content if isinstance(content, list) else [content]
         count += sum(
-            1
-            for it in items
-            if isinstance(it, dict) and it.get("future") == fid and it.get("status") in ("resolved", "failed")
+            1 for it in _items(m) if it.get("future") == fid and it.get("status") in ("resolved", "failed")
         )
     return count
 

@@ -169,7 +169,7 @@ def test_async_returns_placeholders_then_delivers_values() -> None:
         return "final"
 
     model = ScriptedModel([[Call("slow", {"x": 1})], second, third, fourth])
-    result = run(Agent(model, [slow], mode="async", revise="always").run("go"))
+    result = run(Agent(model, [slow], mode="async", delivery="rewrite", revise="always", grace_s=0).run("go"))
     # step 2: the first call was a pending placeholder
     ph = json.loads(seen[0][-1])
     assert ph == {"future": "fut_1", "status": "pending"}
@@ -213,7 +213,7 @@ def test_synthetic_await_delivery_appends_protocol_valid_await() -> None:
     assert_protocol_valid(msgs)
     # the original placeholders stay as they were
     for call in result.calls:
-        assert content_of(msgs, call)["status"] == "pending"
+        assert json.loads(tool_message(msgs, call.call_id).content)["status"] == "pending"
         assert deliveries_in_transcript(msgs, call.id) == 1
         assert call.deliveries == 1
     awaits = [
@@ -234,7 +234,7 @@ def test_synthetic_await_delivery_appends_protocol_valid_await() -> None:
 def test_await_future_one_several_and_unknown() -> None:
     @tool(pure=True)
     async def work(x: int) -> int:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01 if x == 1 else 0.3)  # fut_2, fut_3 still pending at step 3
         return x * 3
 
     turns: list[Turn] = [
@@ -245,7 +245,7 @@ def test_await_future_one_several_and_unknown() -> None:
         "done",
     ]
     model = ScriptedModel(turns)
-    result = run(Agent(model, [work], mode="async").run("go"))
+    result = run(Agent(model, [work], mode="async", grace_s=0).run("go"))
     msgs = result.messages
     assert_protocol_valid(msgs)
     answers = [
@@ -261,8 +261,10 @@ def test_await_future_one_several_and_unknown() -> None:
         {"future": "fut_3", "status": "resolved", "value": 9},
     ]
     assert answers[2]["error"]["type"] == "unknown_future" and "fut_99" in answers[2]["error"]["message"]
-    assert answers[3] == {"future": "fut_1", "status": "resolved", "value": 3}
+    # awaiting again does not deliver the value a second time
+    assert answers[3] == {"future": "fut_1", "status": "delivered", "note": "its value was given earlier"}
     assert answers[4]["error"]["type"] == "invalid_arguments"
+    assert [c.deliveries for c in result.calls] == [1, 1, 1]
     # await calls are not calls of the session: only the three tool calls got futures
     assert [c.id for c in result.calls] == ["fut_1", "fut_2", "fut_3"]
     assert all(c.delivered_at is not None for c in result.calls)
@@ -604,5 +606,5 @@ def test_a_number_passed_into_a_string_parameter_arrives_as_text() -> None:
         return f"{path}={content}"
 
     model = ScriptedModel([[Call("rate")], [Call("write", {"path": "a.txt", "content": Ref(0)})], "done"])
-    result = asyncio.run(Agent(model, [rate, write], mode="async").run("go"))
+    result = asyncio.run(Agent(model, [rate, write], mode="async", grace_s=0).run("go"))
     assert result.calls[1].value == "a.txt=270.0"

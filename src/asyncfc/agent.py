@@ -1,64 +1,45 @@
-"""The agent loop: model step → calls → futures → delivery, in three modes.
+"""asyncfc's own agent loop: model step → runtime → delivery, in three modes.
 
 * ``sync``: the classic loop; each call runs to completion before the next one.
 * ``parallel``: classic parallel function calling; the calls of one model step run
   concurrently, the next step waits for all of them.
-* ``async``: every call returns a placeholder at once and runs in the background as the
-  scheduler allows; resolved values reach the model at turn boundaries (``rewrite`` or
-  ``synthetic_await`` delivery) or through the ``await_future`` tool. Before a final
-  answer is accepted, every pending future of the user turn is resolved and delivered
-  and the model may revise its answer (a bounded number of times).
+* ``async``: every call returns a placeholder unless it finishes within the grace window,
+  and runs in the background as the scheduler allows; resolved values reach the model at
+  turn boundaries (``append``, ``rewrite`` or ``synthetic_await`` delivery) or through the
+  ``await_future`` tool. Before a final answer is accepted, every pending future of the
+  user turn is resolved and delivered and the model may revise its answer (bounded).
+
+The agent is one host of :class:`~asyncfc.runtime.Runtime`; it owns the transcript, so it
+can choose where a delivered value goes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
-from .errors import CallError, ErrorKind, ModelError, SessionClosedError, ToolDefinitionError
+from .errors import ConfigurationError, ModelError, SessionBusyError, SessionClosedError
 from .executor import Executor
-from .futures import AWAIT_TOOL, FUTURE_PREFIX, REFERENCE, Resolved, as_text, placeholder, widen_schema
+from .futures import AWAIT_TOOL, REFERENCE
 from .models.base import Message, Model, ModelRequest, ModelResponse, ResponseDone, ToolCall, ToolCallReady
-from .scheduler import Call, Mode, Scheduler
+from .runtime import ASYNC_INSTRUCTIONS, AWAIT_SPEC, DEFAULT_GRACE_S, Runtime, _tool_table, with_earlier
+from .scheduler import Call, Mode
 from .tools import Tool
 from .trace import Trace
 
-Delivery = Literal["rewrite", "synthetic_await"]
+Delivery = Literal["append", "rewrite", "synthetic_await"]
 Revise = Literal["always", "when_needed"]
 
-# Shown to the model in async mode only, after the system prompt. Tuned on Qwen2.5-Coder 1.5B
-# (tests/test_llm.py): the one concrete example call is what makes a small model pass ids
-# instead of inventing values; "never repeat a call" and the last sentence keep it from
-# re-issuing a call that is still pending and make it stop. On the 1.5B this is reliable only
-# together with a worked example in the conversation (asyncfc.demo.task_messages).
-ASYNC_INSTRUCTIONS = (
-    'Tool results may be placeholders like {"future": "fut_1", "status": "pending"}: the call is running '
-    "and its value is not known yet. To use its value in a later call, write the placeholder id itself as "
-    'the argument value, alone or inside a longer text (or "fut_1.name" for one field); the runtime fills '
-    'in the real value. Example: a tool returned {"future": "fut_7", "status": "pending"}; to email that '
-    'value you call send_email with {"to": "x@y.com", "body": "fut_7"}. Never invent a value and never '
-    f"repeat a call: a pending call finishes by itself. Call {AWAIT_TOOL} only if you must see a value to "
-    "decide what to do next. When the last step of the task has been called, reply with one plain sentence."
-)
+__all__ = ["ASYNC_INSTRUCTIONS", "AWAIT_SPEC", "Agent", "Delivery", "Revise", "RunResult", "Session"]
 
-AWAIT_SPEC: dict[str, Any] = {
-    "name": AWAIT_TOOL,
-    "description": "Wait until the given futures are resolved and return their values.",
-    "parameters": {
-        "type": "object",
-        "properties": {
-            "ids": {"type": "array", "items": {"type": "string"}, "description": "future ids, e.g. fut_1"}
-        },
-        "required": ["ids"],
-    },
-}
 
-_ID = re.compile(rf"^\s*{FUTURE_PREFIX}(\d+)\s*$")
+def _check_choice(option: str, value: Any, valid: Sequence[str]) -> None:
+    if value not in valid:
+        raise ConfigurationError(f"unknown {option} {value!r}; valid values: {', '.join(valid)}")
 
 
 @dataclass
@@ -78,7 +59,10 @@ class RunResult:
 
 
 class Agent:
-    """A function-calling agent over any :class:`~asyncfc.models.Model` and a list of tools."""
+    """A function-calling agent over any :class:`~asyncfc.models.Model` and a list of tools.
+
+    ``async with Agent(...) as agent`` (or :meth:`close`) releases its executor's workers.
+    """
 
     def __init__(
         self,
@@ -86,7 +70,8 @@ class Agent:
         tools: Sequence[Tool],
         *,
         mode: Mode = "async",
-        delivery: Delivery = "rewrite",
+        delivery: Delivery = "append",
+        grace_s: float = DEFAULT_GRACE_S,
         system_prompt: str | None = None,
         async_instructions: str = ASYNC_INSTRUCTIONS,
         stream: bool = True,
@@ -102,21 +87,19 @@ class Agent:
         max_result_chars: int | None = None,
         executor: Executor | None = None,
     ) -> None:
-        """See the README's concept table; ``revise`` decides when a final answer given while
+        """See the README's options table; ``revise`` decides when a final answer given while
         futures were pending gets another model step: ``"always"``, or ``"when_needed"`` (a
         settled call failed, or the answer mentions a future id, i.e. it relied on a value
         the model had not seen)."""
-        if mode not in ("sync", "parallel", "async"):
-            raise ValueError(f"unknown mode {mode!r}")
-        if delivery not in ("rewrite", "synthetic_await"):
-            raise ValueError(f"unknown delivery {delivery!r}")
-        if revise not in ("always", "when_needed"):
-            raise ValueError(f"unknown revise policy {revise!r}")
+        _check_choice("mode", mode, ("sync", "parallel", "async"))
+        _check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
+        _check_choice("revise policy", revise, ("always", "when_needed"))
         self.model = model
         self.tools: dict[str, Tool] = {}
         self.set_tools(tools)
         self.mode: Mode = mode
         self.delivery: Delivery = delivery
+        self.grace_s = grace_s
         self.system_prompt = system_prompt
         self.async_instructions = async_instructions
         self.stream = stream
@@ -127,6 +110,7 @@ class Agent:
         self.revise: Revise = revise
         self.max_session_concurrency = max_session_concurrency
         self.max_result_chars = max_result_chars
+        self._owns_executor = executor is None
         self.executor = executor or Executor(
             default_timeout=default_timeout, max_concurrency=max_concurrency, tool_limits=tool_limits
         )
@@ -137,26 +121,15 @@ class Agent:
         Sessions see the change at their next model step; calls already emitted keep
         the tool they were emitted for.
         """
-        names = [t.name for t in tools]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ToolDefinitionError(f"duplicate tool names: {sorted(dupes)}")
-        if AWAIT_TOOL in names:
-            raise ToolDefinitionError(f"{AWAIT_TOOL!r} is reserved for the runtime")
-        self.tools.clear()  # the same dict object is shared with every session's scheduler
-        self.tools.update((t.name, t) for t in tools)
+        table = _tool_table(tools)
+        self.tools.clear()  # the same dict object is shared with every session's runtime
+        self.tools.update(table)
         self._specs: list[dict[str, Any]] | None = None
 
     def tool_specs(self) -> list[dict[str, Any]]:
-        """The tools as the model sees them in this mode (computed once)."""
+        """The tools as the model sees them in this mode (computed once per tool list)."""
         if self._specs is None:
-            if self.mode != "async":
-                self._specs = [t.spec() for t in self.tools.values()]
-            else:
-                widened = [
-                    {**t.spec(), "parameters": widen_schema(t.parameters)} for t in self.tools.values()
-                ]
-                self._specs = [*widened, AWAIT_SPEC]
+            self._specs = Runtime(self.tools, mode=self.mode, executor=self.executor).tool_specs()
         return self._specs
 
     def session(self) -> Session:
@@ -170,6 +143,19 @@ class Agent:
     def run_sync(self, prompt: str | Sequence[Message]) -> RunResult:
         return asyncio.run(self.run(prompt))
 
+    def close(self) -> None:
+        """Release the worker threads of the executor this agent created (a shared one is left alone)."""
+        if self._owns_executor:
+            self.executor.shutdown()
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
 
 class Session:
     """A conversation: history and futures live across user turns until it is closed."""
@@ -177,14 +163,24 @@ class Session:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.trace = Trace()
-        self.messages: list[Message] = []
-        self.scheduler = Scheduler(
-            agent.tools, agent.executor, self.trace, agent.mode, max_concurrency=agent.max_session_concurrency
+        self.runtime = Runtime(
+            agent.tools,
+            mode=agent.mode,
+            executor=agent.executor,
+            grace_s=agent.grace_s,
+            max_result_chars=agent.max_result_chars,
+            max_concurrency=agent.max_session_concurrency,
+            instructions=agent.async_instructions,
+            trace=self.trace,
         )
-        self.closed = False
+        self.messages: list[Message] = []
         self.user_turns = 0
-        self._tool_messages: dict[str, Message] = {}
+        self._sent = 0
+        """How many messages of the transcript the model has already been sent."""
+        self._tool_messages: dict[int, Message] = {}
+        """The tool message of each call, by sequence number."""
         self._awaits = 0
+        self._running = False
         self._announced: list[tuple[ToolCall, Call]] = []
         """Calls dispatched early in the current step, as the stream announced them."""
         self._dispatched: dict[int, Call] = {}
@@ -192,7 +188,15 @@ class Session:
 
     @property
     def calls(self) -> list[Call]:
-        return self.scheduler.calls
+        return self.runtime.calls
+
+    @property
+    def scheduler(self) -> Any:
+        return self.runtime.scheduler
+
+    @property
+    def closed(self) -> bool:
+        return self.runtime.closed
 
     async def __aenter__(self) -> Session:
         return self
@@ -204,16 +208,27 @@ class Session:
 
     async def close(self) -> None:
         """Cancel whatever is still pending (each such call resolves to ``cancelled``)."""
-        if not self.closed:
-            self.closed = True
-            await self.scheduler.cancel()
+        await self.runtime.aclose()
 
     # -- the loop -----------------------------------------------------------------
 
     async def run(self, prompt: str | Sequence[Message]) -> RunResult:
-        """Run one user turn to its final answer."""
+        """Run one user turn to its final answer. One at a time: a second concurrent call
+        raises :class:`SessionBusyError` (the first one is not disturbed)."""
         if self.closed:
             raise SessionClosedError("this session is closed; start a new one with agent.session()")
+        if self._running:
+            raise SessionBusyError("this session is already running a user turn; await it first")
+        self._running = True
+        try:
+            return await self._run(prompt)
+        except BaseException:
+            await self.close()
+            raise
+        finally:
+            self._running = False
+
+    async def _run(self, prompt: str | Sequence[Message]) -> RunResult:
         agent = self.agent
         self.user_turns += 1
         first_call = len(self.calls)
@@ -223,35 +238,29 @@ class Session:
         model_s = 0.0
         revisions = 0
         notes: list[str] = []
-        try:
-            for step in range(1, agent.max_steps + 1):
-                self._check_open()
-                self._deliver_ready()
-                t0 = self.trace.now()
-                response = await self._model_step(step)
-                model_s += self.trace.now() - t0
-                notes.extend(response.notes)
-                if response.tool_calls:
-                    await self._answer_calls(response, step)
-                    continue
-                turn_calls = self.calls[first_call:]
-                undelivered = [c for c in turn_calls if c.delivered_at is None]
-                if undelivered:
-                    await self._settle(undelivered)
-                    if self._needs_revision(response.text, undelivered):
-                        if revisions < agent.max_revisions and step < agent.max_steps:
-                            revisions += 1
-                            continue
-                        notes.append(
-                            "revision limit reached: last values delivered without another model step"
-                        )
-                return self._result(response.text, first_call, start, model_s, step, "answer", notes)
-            await self._settle([c for c in self.calls[first_call:] if c.delivered_at is None])
-            notes.append(f"step limit ({agent.max_steps}) reached without a final answer")
-            return self._result("", first_call, start, model_s, agent.max_steps, "step_limit", notes)
-        except BaseException:
-            await self.close()
-            raise
+        for step in range(1, agent.max_steps + 1):
+            self._check_open()
+            self._deliver_ready()
+            t0 = self.trace.now()
+            response = await self._model_step(step)
+            model_s += self.trace.now() - t0
+            notes.extend(response.notes)
+            if response.tool_calls:
+                await self._answer_calls(response, step)
+                continue
+            turn_calls = self.calls[first_call:]
+            undelivered = [c for c in turn_calls if c.delivered_at is None]
+            if undelivered:
+                await self._settle(undelivered)
+                if self._needs_revision(response.text, undelivered):
+                    if revisions < agent.max_revisions and step < agent.max_steps:
+                        revisions += 1
+                        continue
+                    notes.append("revision limit reached: last values delivered without another model step")
+            return self._result(response.text, first_call, start, model_s, step, "answer", notes)
+        await self._settle([c for c in self.calls[first_call:] if c.delivered_at is None])
+        notes.append(f"step limit ({agent.max_steps}) reached without a final answer")
+        return self._result("", first_call, start, model_s, agent.max_steps, "step_limit", notes)
 
     def _needs_revision(self, text: str, settled: list[Call]) -> bool:
         if self.agent.revise == "always":
@@ -282,15 +291,14 @@ class Session:
 
     def _request(self) -> ModelRequest:
         agent = self.agent
-        system = [
-            p for p in (agent.system_prompt, agent.async_instructions if agent.mode == "async" else None) if p
-        ]
+        system = [p for p in (agent.system_prompt, self.runtime.instructions) if p]
         messages = list(self.messages)
         if system:
             if messages and messages[0].role == "system":
                 messages[0] = Message("system", "\n\n".join([messages[0].content, *system]))
             else:
                 messages.insert(0, Message("system", "\n\n".join(system)))
+        self._sent = len(self.messages)
         return ModelRequest(
             messages=messages,
             tools=agent.tool_specs(),
@@ -359,7 +367,7 @@ class Session:
 
     def _submit(self, tc: ToolCall, step: int) -> Call:
         self._check_open()
-        return self.scheduler.submit(tc.id, tc.name, tc.arguments, user_turn=self.user_turns, step=step)
+        return self.runtime.submit(tc.name, tc.arguments, call_id=tc.id, user_turn=self.user_turns, step=step)
 
     async def _answer_calls(self, response: ModelResponse, step: int) -> None:
         """Append one tool message per call, in the order the model wrote them."""
@@ -369,99 +377,57 @@ class Session:
             if tc.name == AWAIT_TOOL and mode == "async":
                 calls.append((tc, None))
                 continue
-            call = self._dispatched.get(i)
-            if call is None:
-                call = self._submit(tc, step)
+            submitted = self._dispatched.get(i) or self._submit(tc, step)
             if mode == "sync":
-                await call.future.wait()
-            calls.append((tc, call))
-        if mode == "parallel":
-            await self.scheduler.wait_all([c for _, c in calls if c is not None])
-        for tc, call in calls:
-            if call is None:
-                content = await self._await_tool(tc)
-            elif call.done:
-                content = self._deliver_text(call)
+                await submitted.future.wait()
+            calls.append((tc, submitted))
+        for tc, answered in calls:
+            if answered is None:
+                content = await self.runtime.await_futures(tc.arguments)
             else:
-                content = json.dumps(placeholder(call.id, self.agent.tools[call.name].output_example))
+                content = await self.runtime.answer(answered)
             msg = Message("tool", content, tool_call_id=tc.id)
             self.messages.append(msg)
-            if call is not None:
-                self._tool_messages[call.id] = msg
-
-    async def _await_tool(self, tc: ToolCall) -> str:
-        """The ``await_future`` tool: block until the named futures resolve, return their values."""
-        try:
-            args = json.loads(tc.arguments or "{}")
-        except ValueError:
-            args = None
-        raw = args.get("ids", args.get("id")) if isinstance(args, dict) else None
-        ids = [raw] if isinstance(raw, str) else raw
-        if not isinstance(ids, list) or not ids:
-            err = CallError(ErrorKind.INVALID_ARGUMENTS, f'{AWAIT_TOOL} needs {{"ids": ["fut_1", ...]}}')
-            return json.dumps(err.to_json())
-        t0 = self.trace.now()
-        out: list[dict[str, Any]] = []
-        for fid in ids:
-            m = _ID.match(str(fid))
-            future = self.scheduler.lookup(int(m.group(1))) if m else None
-            if future is None:
-                out.append(CallError(ErrorKind.UNKNOWN_FUTURE, f"unknown future {fid!r}").to_json())
-                continue
-            call = self.calls[future.seq - 1]
-            await future.wait()
-            out.append(self._resolution(call).to_json())
-            call.delivered_at = call.delivered_at if call.delivered_at is not None else self.trace.now()
-            msg = self._tool_messages.get(call.id)
-            if msg is not None and self.agent.delivery == "rewrite":
-                msg.content = self._deliver_text(call)
-        self.trace.span(AWAIT_TOOL, "await", "model", t0, self.trace.now(), ids=ids)
-        return json.dumps(out[0] if len(out) == 1 else out, default=str)
-
-    def _resolution(self, call: Call) -> Resolved:
-        value = call.value
-        if self.agent.max_result_chars is not None and call.error is None:
-            text = as_text(value)
-            if len(text) > self.agent.max_result_chars:
-                value = (
-                    text[: self.agent.max_result_chars] + f"... [truncated: {len(text)} characters in all]"
-                )
-        return Resolved(call.id, value, call.error)
-
-    def _deliver_text(self, call: Call) -> str:
-        """The text of a resolved call for the model; marks it delivered (exactly once)."""
-        call.deliveries += 1
-        if call.delivered_at is None:
-            call.delivered_at = self.trace.now()
-        res = self._resolution(call)
-        if res.error is not None:
-            return json.dumps(res.error.to_json())
-        if self.agent.mode != "async":
-            return as_text(res.value)
-        return json.dumps(res.to_json(), default=str)
+            if answered is not None:
+                self._tool_messages[answered.seq] = msg
+        for _, orphan in self._announced:  # dispatched early but missing from the final response
+            self.runtime.hold(orphan)
 
     def _deliver_ready(self) -> None:
-        """Turn boundary: hand every resolved, undelivered value to the model."""
-        ready = [c for c in self.calls if c.done and c.delivered_at is None and c.id in self._tool_messages]
+        """Turn boundary: hand every resolved, undelivered value to the model.
+
+        Values whose own placeholder the model has not been sent yet replace it, in every
+        policy (no cached prefix is touched). The others follow the delivery policy:
+        ``rewrite`` edits the earlier placeholder, ``synthetic_await`` appends an await call
+        and its result, ``append`` adds them to the newest unsent tool message (or, when
+        there is none, appends an await call and its result).
+        """
+        ready = self.runtime.take_ready()
         if not ready:
             return
-        if self.agent.delivery == "rewrite":
-            for call in ready:
-                self._tool_messages[call.id].content = self._deliver_text(call)
+        unsent = [m for m in self.messages[self._sent :] if m.role == "tool"]
+        later: list[Call] = []
+        for call in ready:
+            msg = self._tool_messages.get(call.seq)
+            if msg is not None and (self.agent.delivery == "rewrite" or any(m is msg for m in unsent)):
+                msg.content = json.dumps(self.runtime.deliver_json(call), default=str)
+            else:
+                later.append(call)
+        if not later:
+            return
+        values = [self.runtime.deliver_json(c) for c in later]
+        if self.agent.delivery == "append" and unsent:
+            unsent[-1].content = with_earlier(unsent[-1].content, values)
             return
         self._awaits += 1
         call_id = f"await_{self._awaits}"
-        ids = [c.id for c in ready]
+        ids = [c.id for c in later]
         self.messages.append(
             Message("assistant", "", [ToolCall(call_id, AWAIT_TOOL, json.dumps({"ids": ids}))])
         )
-        values = [json.loads(self._deliver_text(c)) for c in ready]
         self.messages.append(Message("tool", json.dumps(values, default=str), tool_call_id=call_id))
 
     async def _settle(self, calls: list[Call]) -> None:
         """Wait for the given calls and deliver them (before a final answer is accepted)."""
-        await self.scheduler.wait_all(calls)
+        await self.runtime.wait_all(calls)
         self._deliver_ready()
-        for call in calls:  # calls that never got a tool message (cannot happen normally)
-            if call.delivered_at is None:
-                self._deliver_text(call)

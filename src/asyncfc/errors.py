@@ -2,7 +2,9 @@
 
     AsyncFCError                  anything asyncfc raises at the developer
     ├── ToolDefinitionError       a tool cannot be built (bad signature, schema, annotation)
+    ├── ConfigurationError        an option has a value asyncfc does not know (also a ValueError)
     ├── SessionClosedError        a closed or cancelled session was used again
+    ├── SessionBusyError          a session was asked to run a second user turn at once
     └── ModelError                a model adapter failed (transport, protocol, server error)
 
 Problems caused by model output (unknown tool, bad arguments, failing tools, ...) are
@@ -22,6 +24,14 @@ class AsyncFCError(Exception):
 
 class ToolDefinitionError(AsyncFCError):
     """A tool could not be built from the given function or schema."""
+
+
+class ConfigurationError(AsyncFCError, ValueError):
+    """An option was given a value asyncfc does not know; the message lists the valid ones."""
+
+
+class SessionBusyError(AsyncFCError):
+    """``session.run()`` was called while another run of the same session was in flight."""
 
 
 class SessionClosedError(AsyncFCError):

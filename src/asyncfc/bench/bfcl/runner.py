@@ -32,6 +32,7 @@ from ...errors import ErrorKind, ModelError
 from ...executor import Executor
 from ...models.base import Message, Model
 from ...models.scripted import tokens_of
+from ...runtime import DEFAULT_GRACE_S
 from ...scheduler import Call, Mode
 from ...tools import Tool
 from ...trace import Trace
@@ -417,6 +418,7 @@ async def run_entry(
         "default_timeout": None,
         "early_dispatch": True,
         "parallel_tool_calls": config.fc == "parallel",
+        "grace_s": DEFAULT_GRACE_S * config.time_scale,  # scaled like the delays it is measured against
         "executor": executor or Executor(default_timeout=None),
         **config.agent_options,
     }

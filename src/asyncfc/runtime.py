@@ -1,0 +1,347 @@
+"""The loop-free runtime: what any host (asyncfc's own agent, an MCP proxy, a framework's
+tool call) drives.
+
+A host submits a call and gets back the text of its tool message: the value when the call
+finishes within the *grace window*, otherwise a placeholder naming its future. Values of
+calls answered with a placeholder are handed over later, exactly once: piggybacked on a
+later tool message (:meth:`Runtime.call`), at a turn boundary (:meth:`Runtime.take_ready`),
+through the ``await_future`` tool, or when the host settles the user turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from .errors import CallError, ConfigurationError, ErrorKind, SessionClosedError, ToolDefinitionError
+from .executor import Executor
+from .futures import AWAIT_TOOL, FUTURE_PREFIX, Resolved, as_text, placeholder, widen_schema
+from .scheduler import Call, Mode, Scheduler
+from .tools import Tool
+from .trace import Trace
+
+DEFAULT_GRACE_S = 0.2
+"""How long a call may take and still be answered with its value instead of a placeholder."""
+
+# Tuned on Qwen2.5-Coder 1.5B (tests/test_llm.py): the one concrete example call is what makes a
+# small model pass ids instead of inventing values; "never repeat a call" and the last sentence keep
+# it from re-issuing a call that is still pending and make it stop.
+ASYNC_INSTRUCTIONS = (
+    'Tool results may be placeholders like {"future": "fut_1", "status": "pending"}: the call is running '
+    "and its value is not known yet. To use its value in a later call, write the placeholder id itself as "
+    'the argument value, alone or inside a longer text (or "fut_1.name" for one field); the runtime fills '
+    'in the real value. Example: a tool returned {"future": "fut_7", "status": "pending"}; to email that '
+    'value you call send_email with {"to": "x@y.com", "body": "fut_7"}. Never invent a value and never '
+    f"repeat a call: a pending call finishes by itself. Call {AWAIT_TOOL} only if you must see a value to "
+    "decide what to do next. When the last step of the task has been called, reply with one plain sentence."
+)
+"""Shown to the model in async mode only: a few lines that explain placeholders."""
+
+AWAIT_SPEC: dict[str, Any] = {
+    "name": AWAIT_TOOL,
+    "description": "Wait until the given futures are resolved and return their values.",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "ids": {"type": "array", "items": {"type": "string"}, "description": "future ids, e.g. fut_1"}
+        },
+        "required": ["ids"],
+    },
+}
+
+EARLIER = "resolved_earlier"
+"""Key under which a tool message carries values of earlier calls, delivered with it."""
+
+
+@dataclass
+class Reply:
+    """What a host puts into the tool message of one call."""
+
+    text: str
+    call: Call | None
+    """The call record (None for ``await_future``)."""
+    delivered: list[Call]
+    """Earlier calls whose values this text delivers."""
+
+
+def failure(fid: str | None, error: CallError) -> dict[str, Any]:
+    """The one shape of a failure the model reads: it always names its future when there is one."""
+    return {"future": fid, "status": "failed", **error.to_json()}
+
+
+class Runtime:
+    """Futures, scheduling and delivery for one conversation, without a model loop."""
+
+    def __init__(
+        self,
+        tools: Sequence[Tool] | Mapping[str, Tool],
+        *,
+        mode: Mode = "async",
+        executor: Executor | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
+        max_result_chars: int | None = None,
+        max_concurrency: int | None = None,
+        default_timeout: float | None = 60.0,
+        instructions: str = ASYNC_INSTRUCTIONS,
+        trace: Trace | None = None,
+    ) -> None:
+        if mode not in ("sync", "parallel", "async"):
+            raise ConfigurationError(f"unknown mode {mode!r}; valid modes: sync, parallel, async")
+        if isinstance(tools, Mapping):
+            self.tools = tools  # shared with the host, which may change it between turns
+        else:
+            self.tools = _tool_table(tools)
+        self.mode: Mode = mode
+        self.grace_s = grace_s
+        self.max_result_chars = max_result_chars
+        self.instructions = instructions if mode == "async" else ""
+        self._owns_executor = executor is None
+        self.executor = executor or Executor(default_timeout=default_timeout)
+        self.trace = trace or Trace()
+        self.scheduler = Scheduler(
+            self.tools, self.executor, self.trace, mode, max_concurrency=max_concurrency
+        )
+        self._placeheld: list[Call] = []
+        """Calls answered with a placeholder and not delivered yet, in program order."""
+        self.closed = False
+
+    @property
+    def calls(self) -> list[Call]:
+        return self.scheduler.calls
+
+    def tool_specs(self) -> list[dict[str, Any]]:
+        """The tools as the model sees them in this mode."""
+        specs = [t.spec() for t in self.tools.values()]
+        if self.mode != "async":
+            return specs
+        return [*({**s, "parameters": widen_schema(s["parameters"])} for s in specs), AWAIT_SPEC]
+
+    # -- calls --------------------------------------------------------------------
+
+    def submit(
+        self,
+        name: str,
+        arguments: str | Mapping[str, Any],
+        *,
+        call_id: str = "",
+        user_turn: int = 0,
+        step: int = 0,
+    ) -> Call:
+        """Take a call in program order and start it as soon as the scheduler allows."""
+        if self.closed:
+            raise SessionClosedError("this runtime is closed")
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments, default=str)
+        return self.scheduler.submit(call_id, name, raw, user_turn=user_turn, step=step)
+
+    async def answer(self, call: Call) -> str:
+        """The tool-message text of a submitted call.
+
+        Sync and parallel modes wait for the value. Async mode waits at most until the grace
+        window since the call was emitted has passed, then answers with a placeholder.
+        """
+        if not call.done:
+            if self.mode != "async":
+                await call.future.wait()
+            else:
+                left = call.emitted_at + self.grace_s - self.trace.now()
+                if left > 0:
+                    try:
+                        await asyncio.wait_for(call.future.wait(), left)
+                    except asyncio.TimeoutError:
+                        pass
+        if call.done:
+            return (
+                json.dumps(self.deliver(call), default=str) if self.mode == "async" else self.sync_text(call)
+            )
+        self._placeheld.append(call)
+        return json.dumps(placeholder(call.id, self._output_example(call)))
+
+    async def call(self, name: str, arguments: str | Mapping[str, Any], call_id: str | None = None) -> Reply:
+        """Submit one call and return its tool-message text, with earlier values piggybacked."""
+        if name == AWAIT_TOOL and self.mode == "async":
+            text, own = await self._await(arguments)
+            call = None
+        else:
+            call = self.submit(name, arguments, call_id=call_id or "")
+            text = await self.answer(call)
+            own = []
+        ready = self.take_ready()
+        return Reply(with_earlier(text, [self.deliver_json(c) for c in ready]), call, [*own, *ready])
+
+    # -- delivery -----------------------------------------------------------------
+
+    def take_ready(self) -> list[Call]:
+        """Calls answered with a placeholder that have resolved since; marked delivered.
+
+        The host must put each one's :meth:`deliver_json` (already counted) into the transcript.
+        """
+        if not self._placeheld:
+            return []
+        ready = [c for c in self._placeheld if c.done]
+        if ready:
+            self._placeheld = [c for c in self._placeheld if not c.done]
+            for c in ready:
+                self._mark(c)
+        return ready
+
+    def hold(self, call: Call) -> None:
+        """Deliver this call's value with the next ones (a host lost its tool message)."""
+        if call.delivered_at is None and call not in self._placeheld:
+            self._placeheld.append(call)
+
+    def pending_delivery(self) -> list[Call]:
+        """Calls answered with a placeholder whose values the model has not received yet."""
+        return list(self._placeheld)
+
+    def deliver(self, call: Call) -> dict[str, Any]:
+        """Mark a resolved call delivered (exactly once) and return what the model reads."""
+        self._mark(call)
+        return self.deliver_json(call)
+
+    def _mark(self, call: Call) -> None:
+        if call.delivered_at is not None:
+            raise RuntimeError(f"{call.id} delivered twice")
+        call.deliveries += 1
+        call.delivered_at = self.trace.now()
+
+    def deliver_json(self, call: Call) -> dict[str, Any]:
+        """A resolved call as the model reads it in async mode (does not mark it delivered)."""
+        if call.error is not None:
+            return failure(call.id, call.error)
+        return Resolved(call.id, self._for_model(call.value)).to_json()
+
+    def sync_text(self, call: Call) -> str:
+        """A resolved call's tool message in sync and parallel modes (no futures shown)."""
+        self._mark(call)
+        if call.error is not None:
+            return json.dumps(call.error.to_json())
+        return as_text(self._for_model(call.value))
+
+    def _for_model(self, value: Any) -> Any:
+        if self.max_result_chars is None:
+            return value
+        text = as_text(value)
+        if len(text) <= self.max_result_chars:
+            return value
+        return text[: self.max_result_chars] + f"... [truncated: {len(text)} characters in all]"
+
+    def _output_example(self, call: Call) -> Any:
+        tool = self.tools.get(call.name)
+        return tool.output_example if tool is not None else None
+
+    async def _await(self, arguments: str | Mapping[str, Any]) -> tuple[str, list[Call]]:
+        """The ``await_future`` tool: block until the named futures resolve, return their values.
+
+        A future whose value was already delivered is answered with a note, not the value again.
+        """
+        ids = _await_ids(arguments)
+        if ids is None:
+            err = CallError(
+                ErrorKind.INVALID_ARGUMENTS, f'{AWAIT_TOOL} needs {{"ids": ["{FUTURE_PREFIX}1", ...]}}'
+            )
+            return json.dumps(failure(None, err)), []
+        t0 = self.trace.now()
+        out: list[dict[str, Any]] = []
+        delivered: list[Call] = []
+        for fid in ids:
+            call = self._lookup_call(fid)
+            if call is None:
+                err = CallError(
+                    ErrorKind.UNKNOWN_FUTURE, f"unknown future {fid!r} (not issued in this session)"
+                )
+                out.append(failure(fid, err))
+                continue
+            await call.future.wait()
+            if call.delivered_at is not None:
+                out.append({"future": call.id, "status": "delivered", "note": "its value was given earlier"})
+                continue
+            if call in self._placeheld:
+                self._placeheld.remove(call)
+            out.append(self.deliver(call))
+            delivered.append(call)
+        self.trace.span(AWAIT_TOOL, "await", "model", t0, self.trace.now(), ids=ids)
+        return json.dumps(out[0] if len(out) == 1 else out, default=str), delivered
+
+    async def await_futures(self, arguments: str | Mapping[str, Any]) -> str:
+        """The ``await_future`` tool's answer (``{"ids": [...]}``)."""
+        return (await self._await(arguments))[0]
+
+    def _lookup_call(self, fid: str) -> Call | None:
+        text = fid.strip()
+        if not text.startswith(FUTURE_PREFIX) or not text[len(FUTURE_PREFIX) :].isdigit():
+            return None
+        seq = int(text[len(FUTURE_PREFIX) :])
+        return self.calls[seq - 1] if 0 < seq <= len(self.calls) else None
+
+    # -- end of a user turn -----------------------------------------------------------
+
+    async def wait_all(self, calls: Sequence[Call] | None = None) -> None:
+        await self.scheduler.wait_all(list(calls) if calls is not None else None)
+
+    async def settle(self) -> str | None:
+        """Wait for every pending call; the text delivering whatever was not delivered yet."""
+        await self.wait_all()
+        ready = self.take_ready()
+        if not ready:
+            return None
+        return json.dumps([self.deliver_json(c) for c in ready], default=str)
+
+    async def aclose(self) -> None:
+        """Cancel whatever is still pending (each such call resolves to ``cancelled``)."""
+        if self.closed:
+            return
+        self.closed = True
+        await self.scheduler.cancel()
+        if self._owns_executor:
+            self.executor.shutdown()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def with_earlier(text: str, earlier: list[dict[str, Any]]) -> str:
+    """A tool message's text with values of earlier calls added (``resolved_earlier``)."""
+    if not earlier:
+        return text
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {"result": text}
+    body.setdefault(EARLIER, []).extend(earlier)
+    return json.dumps(body, default=str)
+
+
+def _await_ids(arguments: str | Mapping[str, Any]) -> list[str] | None:
+    if isinstance(arguments, str):
+        try:
+            args: Any = json.loads(arguments or "{}")
+        except (ValueError, RecursionError):
+            return None
+    else:
+        args = arguments
+    raw = args.get("ids", args.get("id")) if isinstance(args, Mapping) else None
+    ids = [raw] if isinstance(raw, str) else raw
+    if not isinstance(ids, list) or not ids or len(ids) > 1000:
+        return None
+    return [str(i) for i in ids]
+
+
+def _tool_table(tools: Sequence[Tool]) -> dict[str, Tool]:
+    names = [t.name for t in tools]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ToolDefinitionError(f"duplicate tool names: {sorted(dupes)}")
+    if AWAIT_TOOL in names:
+        raise ToolDefinitionError(f"{AWAIT_TOOL!r} is reserved for the runtime")
+    return {t.name: t for t in tools}
