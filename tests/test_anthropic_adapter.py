@@ -268,3 +268,9 @@ async def complete(model: AnthropicMessagesModel, request: ModelRequest) -> Mode
         if isinstance(ev, ResponseDone):
             return ev.response
     raise AssertionError("no response")
+
+
+def test_temperature_reaches_the_server() -> None:
+    with SimServer(["ok"]) as srv:
+        done(run(srv, ModelRequest(USER, TOOLS), temperature=0.0))
+    assert srv.model_requests[0].body["temperature"] == 0.0

@@ -155,7 +155,8 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
             if not request.parallel_tool_calls:
                 params["tool_choice"] = {"type": "auto", "disable_parallel_tool_use": True}
         if self.temperature is not None:
-            params["temperature"] = self.temperature
+            # recent SDKs dropped ``temperature`` from ``create``; servers still read it from the body
+            params["extra_body"] = {"temperature": self.temperature}
         return params
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
