@@ -321,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bfcl(bench)
 
+    from .bench.tasks.cli import add_parser as add_tasks
+
+    add_tasks(bench)
+
     model = sub.add_parser("model", help="the embedded local model (Qwen2.5-Coder via llama-server)")
     model.add_argument(
         "action", choices=["pull", "serve", "stop"], help="pull weights / start server / stop it"
