@@ -25,7 +25,16 @@ from typing import Any, Literal
 from .errors import ConfigurationError, ModelError, SessionBusyError, SessionClosedError
 from .executor import Executor
 from .futures import AWAIT_TOOL, REFERENCE
-from .models.base import Message, Model, ModelRequest, ModelResponse, ResponseDone, ToolCall, ToolCallReady
+from .models.base import (
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    ResponseDone,
+    ToolCall,
+    ToolCallReady,
+    Usage,
+)
 from .runtime import ASYNC_INSTRUCTIONS, AWAIT_SPEC, DEFAULT_GRACE_S, Runtime, _tool_table, with_earlier
 from .scheduler import Call, Mode
 from .tools import Tool
@@ -56,6 +65,8 @@ class RunResult:
     steps: int
     stop_reason: Literal["answer", "step_limit"] = "answer"
     notes: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    """Prompt, cached and output tokens, prefill and decode time of this user turn's model steps."""
 
 
 class Agent:
@@ -287,6 +298,7 @@ class Session:
             steps=steps,
             stop_reason=reason,
             notes=notes,
+            usage=self.trace.model_cost(since=start),
         )
 
     def _request(self) -> ModelRequest:
@@ -326,16 +338,8 @@ class Session:
             raise ModelError(f"model {agent.model.name!r} failed: {type(exc).__name__}: {exc}") from exc
         if response is None:
             raise ModelError(f"model {agent.model.name!r} ended its stream without a response")
-        self.trace.span(
-            f"step {step}",
-            "model",
-            "model",
-            t0,
-            self.trace.now(),
-            calls=len(response.tool_calls),
-            ttft_s=response.ttft_s,
-            output_tokens=response.usage.output_tokens,
-        )
+        response.usage.estimate_timing(response.ttft_s, response.duration_s)  # no-op when timed already
+        self.trace.model_step(step, t0, self.trace.now(), response)
         # pair early-dispatched calls with the response's calls before ids are made unique:
         # ids may be missing or repeated, so match the announced object (or its content), in order
         for i, tc in enumerate(response.tool_calls):
