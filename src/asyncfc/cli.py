@@ -325,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tasks(bench)
 
+    from .bench.peers import add_parser as add_peers
+
+    add_peers(bench)
+
     model = sub.add_parser("model", help="the embedded local model (Qwen2.5-Coder via llama-server)")
     model.add_argument(
         "action", choices=["pull", "serve", "stop"], help="pull weights / start server / stop it"

@@ -1,0 +1,6 @@
+"""asyncfc under other hosts: toolsets for agent frameworks and an MCP proxy.
+
+Each integration is its own module and imports its framework only when used, so
+``import asyncfc`` never needs one: ``asyncfc.integrations.pydantic_ai``,
+``asyncfc.integrations.openai_agents``, ``asyncfc.integrations.langgraph``.
+"""

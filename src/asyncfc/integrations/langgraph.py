@@ -1,0 +1,141 @@
+"""asyncfc tools as LangChain tools, for LangGraph's ``ToolNode`` and agent graphs.
+
+``AsyncFCTools(tools)`` builds one LangChain ``StructuredTool`` per asyncfc tool (plus
+``await_future``) over one asyncfc runtime, with the widened JSON schemas (a value or a
+future reference) as ``args_schema``; asyncfc checks the arguments after references are
+filled in and reports problems to the model as tool results. The tools are async only
+(``ainvoke``), which is what ``ToolNode`` uses inside an async graph.
+
+:func:`agent_graph` is the usual model/``ToolNode`` loop with asyncfc's instructions in the
+system message; :func:`run` is ``graph.ainvoke`` plus the end of the user turn: pending
+calls are settled, and the model gets one more pass when its answer needs their values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+from ..runtime import Runtime
+from ..scheduler import Call
+from ..tools import Tool
+from ._hosted import HostedRun, HostedRuntime, Revise
+
+__all__ = ["AsyncFCTools", "agent_graph", "run"]
+
+
+class AsyncFCTools:
+    """LangChain tools over one asyncfc runtime (one conversation's futures).
+
+    Give it asyncfc tools (it then owns its runtime; close it with ``await t.aclose()`` or
+    ``async with``) or an existing ``runtime``. ``tools`` goes into ``ToolNode(...)`` and
+    ``model.bind_tools(...)``.
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[Tool] | None = None,
+        *,
+        runtime: Runtime | None = None,
+        revise: Revise = "when_needed",
+        **runtime_options: Any,
+    ) -> None:
+        self.host = HostedRuntime(tools, runtime=runtime, revise=revise, **runtime_options)
+        self.tools: list[BaseTool] = [self._tool(spec) for spec in self.host.tool_specs()]
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.host.runtime
+
+    @property
+    def calls(self) -> list[Call]:
+        return self.host.calls
+
+    @property
+    def instructions(self) -> str:
+        return self.host.instructions
+
+    def _tool(self, spec: dict[str, Any]) -> BaseTool:
+        name = str(spec["name"])
+        host = self.host
+
+        async def invoke(**arguments: Any) -> str:
+            return await host.call(name, arguments)
+
+        return StructuredTool(
+            name=name,
+            description=str(spec.get("description") or name),
+            args_schema=dict(spec["parameters"]),
+            coroutine=invoke,
+        )
+
+    async def aclose(self) -> None:
+        """Close the runtime if these tools created it (pending calls are cancelled)."""
+        await self.host.aclose()
+
+    async def __aenter__(self) -> AsyncFCTools:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def agent_graph(model: BaseChatModel, tools: Sequence[BaseTool], *, system_prompt: str | None = None) -> Any:
+    """A compiled model -> ``ToolNode`` -> model loop (``create_react_agent``'s shape, no extras).
+
+    ``system_prompt`` (e.g. ``AsyncFCTools.instructions``) is prepended to every request.
+    The graph's state is LangGraph's ``MessagesState``.
+    """
+    bound = model.bind_tools(list(tools))
+    system = [SystemMessage(system_prompt)] if system_prompt else []
+
+    async def call_model(state: MessagesState) -> dict[str, list[BaseMessage]]:
+        return {"messages": [await bound.ainvoke([*system, *state["messages"]])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", call_model)
+    graph.add_node("tools", ToolNode(list(tools)))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition)
+    graph.add_edge("tools", "agent")
+    return graph.compile()
+
+
+def _answer(messages: Sequence[AnyMessage]) -> str:
+    return messages[-1].text if messages else ""
+
+
+async def run(
+    graph: Any,
+    messages: str | Sequence[AnyMessage],
+    tools: AsyncFCTools,
+    **invoke_options: Any,
+) -> HostedRun[dict[str, Any]]:
+    """``graph.ainvoke({"messages": ...})``, then settle the user turn.
+
+    ``graph`` is any compiled graph over ``MessagesState`` that runs ``tools.tools``.
+    Values still pending when the model answers are awaited and delivered: to the model in
+    one more pass (a human message carries them) when the ``revise`` policy asks for it,
+    otherwise only to the caller (``HostedRun.settled``).
+    """
+    host = tools.host
+    first = [HumanMessage(messages)] if isinstance(messages, str) else list(messages)
+    state: dict[str, Any] = await graph.ainvoke({"messages": first}, **invoke_options)
+    out = HostedRun(state, _answer(state["messages"]), host.calls)
+    while True:
+        finish = await host.finish(out.output)
+        if finish.settled is None:
+            return out
+        out.settled.append(finish.settled)
+        if not finish.revise or out.revisions >= host.max_revisions:
+            return out
+        out.revisions += 1
+        follow_up = [*state["messages"], HumanMessage(finish.prompt)]
+        state = await graph.ainvoke({"messages": follow_up}, **invoke_options)
+        out.result, out.output = state, _answer(state["messages"])

@@ -1,0 +1,116 @@
+"""asyncfc tools as OpenAI Agents SDK function tools.
+
+``AsyncFCTools(tools)`` builds one :class:`agents.FunctionTool` per asyncfc tool (plus
+``await_future``) over one asyncfc runtime. Their schemas are the widened ones (a value
+or a future reference) and therefore not strict; arguments are checked by asyncfc after
+references are filled in, and problems reach the model as tool results. Add
+``AsyncFCTools.instructions`` to the agent's instructions so the model knows what a
+placeholder is.
+
+:func:`run` is ``Runner.run`` plus the end of the user turn: pending calls are settled, and
+the model gets one more run to see their values when its answer needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from agents import Agent, FunctionTool, Runner, RunResult
+from agents.items import TResponseInputItem
+from agents.tool_context import ToolContext
+
+from ..runtime import Runtime
+from ..scheduler import Call
+from ..tools import Tool
+from ._hosted import HostedRun, HostedRuntime, Revise
+
+__all__ = ["AsyncFCTools", "run"]
+
+
+class AsyncFCTools:
+    """Agents SDK function tools over one asyncfc runtime (one conversation's futures).
+
+    Give it asyncfc tools (it then owns its runtime; close it with ``await t.aclose()`` or
+    ``async with``) or an existing ``runtime``. ``tools`` goes into ``Agent(tools=...)``.
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[Tool] | None = None,
+        *,
+        runtime: Runtime | None = None,
+        revise: Revise = "when_needed",
+        **runtime_options: Any,
+    ) -> None:
+        self.host = HostedRuntime(tools, runtime=runtime, revise=revise, **runtime_options)
+        self.tools: list[FunctionTool] = [self._function_tool(spec) for spec in self.host.tool_specs()]
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.host.runtime
+
+    @property
+    def calls(self) -> list[Call]:
+        return self.host.calls
+
+    @property
+    def instructions(self) -> str:
+        return self.host.instructions
+
+    def _function_tool(self, spec: dict[str, Any]) -> FunctionTool:
+        name = str(spec["name"])
+        host = self.host
+
+        async def invoke(ctx: ToolContext[Any], arguments: str) -> str:
+            return await host.call(name, arguments, ctx.tool_call_id)
+
+        return FunctionTool(
+            name=name,
+            description=str(spec.get("description") or ""),
+            params_json_schema=dict(spec["parameters"]),
+            on_invoke_tool=invoke,
+            strict_json_schema=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the runtime if these tools created it (pending calls are cancelled)."""
+        await self.host.aclose()
+
+    async def __aenter__(self) -> AsyncFCTools:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def run(
+    agent: Agent[Any],
+    input: str | list[TResponseInputItem],
+    tools: AsyncFCTools,
+    **runner_options: Any,
+) -> HostedRun[RunResult]:
+    """``Runner.run(agent, input)``, then settle the user turn.
+
+    ``agent`` must have ``tools.tools`` among its tools. Values still pending when the agent
+    answers are awaited and delivered: to the model in one more run (a user message carries
+    them) when the ``revise`` policy asks for it, otherwise only to the caller
+    (``HostedRun.settled``).
+    """
+    host = tools.host
+    result = await Runner.run(agent, input, **runner_options)
+    out = HostedRun(result, str(result.final_output), host.calls)
+    while True:
+        finish = await host.finish(out.output)
+        if finish.settled is None:
+            return out
+        out.settled.append(finish.settled)
+        if not finish.revise or out.revisions >= host.max_revisions:
+            return out
+        out.revisions += 1
+        follow_up: list[TResponseInputItem] = [
+            *result.to_input_list(),
+            {"role": "user", "content": finish.prompt},
+        ]
+        result = await Runner.run(agent, follow_up, **runner_options)
+        out.result, out.output = result, str(result.final_output)

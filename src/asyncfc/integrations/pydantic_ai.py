@@ -1,0 +1,124 @@
+"""asyncfc tools as a PydanticAI toolset.
+
+``AsyncFCToolset(tools)`` lists the tools with the schemas the model must see (every
+parameter also accepts a future reference, plus ``await_future``) and answers each call
+through one asyncfc runtime: the value when it is ready within the grace window, else a
+placeholder the model can pass on; values of earlier calls ride along with later tool
+results. PydanticAI validates nothing itself here: asyncfc checks the arguments after
+references are filled in and reports problems to the model as tool results.
+
+:func:`run` is ``agent.run`` plus the end of the user turn: pending calls are settled, and
+the model gets one more run to see their values when its answer needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.run import AgentRunResult
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from pydantic_core import SchemaValidator, core_schema
+
+from ..runtime import Runtime
+from ..scheduler import Call
+from ..tools import Tool
+from ._hosted import HostedRun, HostedRuntime, Revise
+
+__all__ = ["AsyncFCToolset", "run"]
+
+_ANY_ARGS = SchemaValidator(core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema()))
+
+
+class AsyncFCToolset(AbstractToolset[Any]):
+    """A PydanticAI toolset over one asyncfc runtime (one conversation's futures).
+
+    Give it asyncfc tools (it then owns its runtime; close it with ``await ts.aclose()``
+    or ``async with``) or an existing ``runtime``. Its instructions (what a placeholder
+    is) reach the model through PydanticAI's toolset instructions.
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[Tool] | None = None,
+        *,
+        runtime: Runtime | None = None,
+        id: str | None = "asyncfc",
+        max_retries: int = 1,
+        revise: Revise = "when_needed",
+        **runtime_options: Any,
+    ) -> None:
+        self.host = HostedRuntime(tools, runtime=runtime, revise=revise, **runtime_options)
+        self._id = id
+        self.max_retries = max_retries
+
+    @property
+    def id(self) -> str | None:
+        return self._id
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.host.runtime
+
+    @property
+    def calls(self) -> list[Call]:
+        return self.host.calls
+
+    async def get_instructions(self, ctx: RunContext[Any]) -> str | None:
+        return self.host.instructions or None
+
+    async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
+        tools: dict[str, ToolsetTool[Any]] = {}
+        for spec in self.host.tool_specs():
+            tool_def = ToolDefinition(
+                name=spec["name"],
+                parameters_json_schema=spec["parameters"],
+                description=spec.get("description"),
+                strict=False,  # a widened schema (value or reference) is not strict-compatible
+            )
+            tools[spec["name"]] = ToolsetTool[Any](
+                toolset=self, tool_def=tool_def, max_retries=self.max_retries, args_validator=_ANY_ARGS
+            )
+        return tools
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+    ) -> Any:
+        return await self.host.call(name, tool_args, ctx.tool_call_id)
+
+    async def aclose(self) -> None:
+        """Close the runtime if this toolset created it (pending calls are cancelled)."""
+        await self.host.aclose()
+
+
+async def run(
+    agent: Agent[Any, Any],
+    prompt: str,
+    toolset: AsyncFCToolset,
+    *,
+    message_history: Sequence[Any] | None = None,
+    **run_options: Any,
+) -> HostedRun[AgentRunResult[Any]]:
+    """``agent.run(prompt, toolsets=[toolset])``, then settle the user turn.
+
+    Values still pending when the agent answers are awaited and delivered: to the model in
+    one more run (its user prompt carries them) when the toolset's ``revise`` policy asks
+    for it, otherwise only to the caller (``HostedRun.settled``).
+    """
+    host = toolset.host
+    result = await agent.run(prompt, message_history=message_history, toolsets=[toolset], **run_options)
+    out = HostedRun(result, str(result.output), host.calls)
+    while True:
+        finish = await host.finish(out.output)
+        if finish.settled is None:
+            return out
+        out.settled.append(finish.settled)
+        if not finish.revise or out.revisions >= host.max_revisions:
+            return out
+        out.revisions += 1
+        result = await agent.run(
+            finish.prompt, message_history=result.all_messages(), toolsets=[toolset], **run_options
+        )
+        out.result, out.output = result, str(result.output)
