@@ -329,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_peers(bench)
 
+    from .integrations.mcp_cli import add_parser as add_mcp
+
+    add_mcp(sub)
+
     model = sub.add_parser("model", help="the embedded local model (Qwen2.5-Coder via llama-server)")
     model.add_argument(
         "action", choices=["pull", "serve", "stop"], help="pull weights / start server / stop it"

@@ -1,0 +1,33 @@
+"""The MCP proxy: ``asyncfc mcp serve`` puts asyncfc's futures and scheduler in front of
+any MCP server, so every MCP client (Claude Desktop, IDE agents, PydanticAI, the OpenAI
+Agents SDK) gets asynchronous calls without changing anything on its side.
+
+Needs the ``mcp`` extra (``pip install 'asyncfc[mcp]'``).
+"""
+
+from .annotations import AnnotationsFile, ToolAnnotation, load_annotations, parse_annotations
+from .server import Proxy, ProxyConfig, serve
+from .upstream import (
+    UpstreamPool,
+    UpstreamSpec,
+    UpstreamToolError,
+    UpstreamUnavailable,
+    parse_upstream,
+    result_value,
+)
+
+__all__ = [
+    "AnnotationsFile",
+    "Proxy",
+    "ProxyConfig",
+    "ToolAnnotation",
+    "UpstreamPool",
+    "UpstreamSpec",
+    "UpstreamToolError",
+    "UpstreamUnavailable",
+    "load_annotations",
+    "parse_annotations",
+    "parse_upstream",
+    "result_value",
+    "serve",
+]
