@@ -62,7 +62,7 @@ def cmd_bench_synthetic(args: argparse.Namespace) -> int:
     if args.server:
         data = asyncio.run(run_synthetic_server(workload, args.modes))
     else:
-        data = asyncio.run(run_synthetic(workload, args.modes))
+        data = asyncio.run(run_synthetic(workload, args.modes, executor=args.executor))
     if args.trace_dir:
         folder = Path(args.trace_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -131,13 +131,27 @@ def cmd_bench_overhead(args: argparse.Namespace) -> int:
     return 0
 
 
+EXECUTOR_CHOICES = ("threads", "processes", "ray")
+
+
 def cmd_bench_load(args: argparse.Namespace) -> int:
+    if args.workers and args.executor != "ray":
+        out.print("--workers needs --executor ray")
+        return 2
     from .bench.load import compare
 
     with console.status(f"running {args.sessions} concurrent sessions per mode ..."):
-        data = compare(args.sessions, args.modes, faults=args.faults, seed=args.seed)
+        data = compare(
+            args.sessions,
+            args.modes,
+            faults=args.faults,
+            seed=args.seed,
+            executor=args.executor,
+            workers=args.workers,
+        )
     ok = all(
-        m["lost"] == 0 and m["duplicated"] == 0 and m["leaked_tasks"] == 0 for m in data["modes"].values()
+        m["lost"] == 0 and m["duplicated"] == 0 and m["leaked_tasks"] == 0 and not m.get("leaked_processes")
+        for m in data["modes"].values()
     )
     if args.json:
         _print_json(data)
@@ -294,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--trace-dir", help="write one Chrome trace JSON per mode here")
     syn.add_argument("--plot", help="write a timeline PNG of all modes here")
     syn.add_argument("--json", action="store_true", help="print one JSON object")
+    syn.add_argument("--executor", choices=EXECUTOR_CHOICES, default="threads", help="where tools run")
     syn.set_defaults(func=cmd_bench_synthetic)
 
     ovh = bench.add_parser("overhead", help="runtime cost per call with instant tools and model")
@@ -315,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--modes", type=parse_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
     )
     load.add_argument("--json", action="store_true", help="print one JSON object")
+    load.add_argument("--executor", choices=EXECUTOR_CHOICES, default="threads", help="where tools run")
+    load.add_argument(
+        "--workers", type=int, default=0, help="with --executor ray: spread sessions over N Ray actors"
+    )
     load.set_defaults(func=cmd_bench_load)
 
     from .bench.bfcl.cli import add_parser as add_bfcl

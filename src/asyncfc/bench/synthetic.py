@@ -103,14 +103,20 @@ async def run_synthetic(
     workload: Workload,
     modes: Sequence[Mode] = MODES,
     model_factory: Callable[[], Model] | None = None,
+    executor: str = "threads",
 ) -> dict[str, Any]:
     """Run the workload once per mode and compare wall times with the ideal bound."""
-    out: dict[str, Any] = {"workload": workload.__dict__.copy(), "modes": {}}
+    from ..executors import make_executor
+
+    out: dict[str, Any] = {"workload": workload.__dict__.copy(), "executor": executor, "modes": {}}
+    runner = make_executor(executor)
     prints: dict[str, Any] = {}
     results: dict[str, RunResult] = {}
     for mode in modes:
         t0 = time.perf_counter()
-        result, store = await run_mode(workload, mode, model_factory() if model_factory else None)
+        result, store = await run_mode(
+            workload, mode, model_factory() if model_factory else None, executor=runner
+        )
         wall = time.perf_counter() - t0
         results[mode] = result
         prints[mode] = _fingerprint(result, store)
@@ -121,6 +127,7 @@ async def run_synthetic(
             "calls": len(result.calls),
             "errors": sum(c.error is not None for c in result.calls),
         }
+    await runner.close()
     ideal = workload.ideal_s()
     out["ideal_s"] = round(ideal, 4)
     base = out["modes"].get("sync", {}).get("wall_s")

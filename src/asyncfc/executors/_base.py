@@ -132,6 +132,8 @@ class _DaemonThreadPool:
         self._gen = _Generation()
         self._extra = 0
         self._counter = 0
+        self._left: list[threading.Thread] = []
+        """Threads of earlier generations still running a tool at their ``close``."""
 
     def submit(self, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> _Job:
         loop = asyncio.get_running_loop()
@@ -197,10 +199,11 @@ class _DaemonThreadPool:
         for _ in threads:
             gen.queue.put(None)
         left = []
-        for t in threads:
+        for t in [*self._left, *threads]:
             t.join(None if wait else (0.5 if t not in busy else 0.0))
             if t.is_alive():
                 left.append(t)
+        self._left = left
         return left
 
 

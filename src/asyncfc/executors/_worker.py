@@ -5,9 +5,12 @@ Kept free of asyncfc imports so that a worker process starts in tens of millisec
 only the tool's own module (if it is pickled by reference) is imported on first use.
 
 Frames on the socket: 8-byte big-endian length, then a pickle. Parent to worker:
-``("init", sys_path, cwd)`` once, then ``(key, fn_or_None, kwargs)`` per call, where
-``fn`` and ``kwargs`` are cloudpickle bytes and ``fn`` is sent only the first time a
-worker sees ``key``. Worker to parent: :func:`encode_outcome`'s bytes.
+``("init", sys_path, cwd)`` once, ``("preload", {key: fn})`` (functions the pool already
+knows, unpickled while idle, so that a replacement worker is warm), then
+``(key, fn_or_None, kwargs)`` per call, where ``fn`` and ``kwargs`` are cloudpickle bytes
+and ``fn`` is sent only the first time a worker sees ``key``. Worker to parent, per call:
+``STARTED`` when the tool starts (the timeout counts from there, not from the worker's
+start-up and imports), then :func:`encode_outcome`'s bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import cloudpickle
 
 _LEN = struct.Struct(">Q")
+STARTED = b"s"
 
 
 def run_tool(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -96,11 +100,25 @@ def _watch_parent(parent: int) -> None:
             os._exit(0)
 
 
+class _Broken:
+    """A function that could not be unpickled here: its calls raise ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _load(fn_bytes: bytes) -> Any:
+    try:
+        return cloudpickle.loads(fn_bytes)
+    except BaseException as exc:  # noqa: BLE001
+        return _Broken(exc)
+
+
 def serve(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     sock = socket.socket(fileno=fd)
-    functions: dict[str, Callable[..., Any]] = {}
+    functions: dict[str, Any] = {}
     while True:
         header = _recv_exact(sock, _LEN.size)
         if header is None:
@@ -113,13 +131,23 @@ def serve(fd: int) -> None:
             sys.path[:] = msg[1]
             os.chdir(msg[2])
             continue
+        if msg[0] == "preload":
+            for key, fn_bytes in msg[1].items():
+                functions[key] = _load(fn_bytes)
+            continue
         key, fn_bytes, kwargs_bytes = msg
+        if fn_bytes is not None:
+            functions[key] = _load(fn_bytes)
+        fn = functions[key]
         try:
-            if fn_bytes is not None:
-                functions[key] = cloudpickle.loads(fn_bytes)
-            outcome = run_tool(functions[key], cloudpickle.loads(kwargs_bytes))
+            if isinstance(fn, _Broken):
+                raise fn.error
+            kwargs = cloudpickle.loads(kwargs_bytes)
         except BaseException as exc:  # noqa: BLE001 - e.g. the tool's module is not importable here
-            outcome = ("err", exc)
+            outcome: tuple[Any, ...] = ("err", exc)
+        else:
+            _send(sock, STARTED)
+            outcome = run_tool(fn, kwargs)
         _send(sock, encode_outcome(outcome))
         del outcome
 

@@ -50,7 +50,7 @@ def decode_outcome(data: bytes) -> Any:
 class _Worker:
     """One worker process and the parent's end of its socket."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: Mapping[str, bytes]) -> None:
         parent, child = socket.socketpair()
         try:
             self.proc = subprocess.Popen(
@@ -64,6 +64,9 @@ class _Worker:
         self.sock = parent
         self.known: set[str] = set()
         self._send_now(pickle.dumps(("init", list(sys.path), os.getcwd())))
+        if preload:
+            self._send_now(pickle.dumps(("preload", dict(preload))))
+            self.known.update(preload)
 
     @property
     def pid(self) -> int:
@@ -76,11 +79,16 @@ class _Worker:
         finally:
             self.sock.setblocking(False)
 
-    async def call(self, key: str, fn: bytes, kwargs: bytes) -> bytes:
+    async def send_call(self, key: str, fn: bytes, kwargs: bytes) -> bytes:
+        """Send a call; return the first frame: ``STARTED``, or the outcome if it never started."""
         loop = asyncio.get_running_loop()
         msg = pickle.dumps((key, None if key in self.known else fn, kwargs))
         await loop.sock_sendall(self.sock, _worker._LEN.pack(len(msg)) + msg)
         self.known.add(key)
+        return await self.frame()
+
+    async def frame(self) -> bytes:
+        loop = asyncio.get_running_loop()
         header = await self._recv(loop, _worker._LEN.size)
         return await self._recv(loop, _worker._LEN.unpack(header)[0])
 
@@ -126,7 +134,7 @@ class _Worker:
 
 
 class ProcessExecutor(Executor):
-    """Sync tools run in up to ``max_workers`` worker processes (default: the CPU count).
+    """Sync tools run in up to ``max_workers`` worker processes (default: the CPU count, at least 4).
 
     Workers start on demand (about 50 ms each, plus the tool module's imports on first
     use) and are reused; a worker whose call timed out or was cancelled is killed.
@@ -145,7 +153,7 @@ class ProcessExecutor(Executor):
         super().__init__(
             default_timeout=default_timeout, max_concurrency=max_concurrency, tool_limits=tool_limits
         )
-        self.max_workers = max_workers or max(2, os.cpu_count() or 2)
+        self.max_workers = max_workers or max(4, os.cpu_count() or 4)
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._free: asyncio.Semaphore | None = None
@@ -201,9 +209,11 @@ class ProcessExecutor(Executor):
         assert self._free is not None
         async with self._free:
             worker = self._idle.pop() if self._idle else self._start()
-            on_start(time.perf_counter())
             try:
-                data = await self._bounded(worker.call(key, fn, args), timeout)
+                data = await worker.send_call(key, fn, args)  # waits for start-up, not timed
+                if data == _worker.STARTED:
+                    on_start(time.perf_counter())
+                    data = await self._bounded(worker.frame(), timeout)
             except BaseException as exc:
                 # timeout, cancel, or the worker died: this worker is done for
                 self._all.discard(worker)
@@ -216,12 +226,14 @@ class ProcessExecutor(Executor):
                     ) from None
                 self.killed += 1
                 worker.kill()
+                if len(self._all) < self.max_workers:
+                    self._idle.append(self._start())  # a warm replacement, importing while idle
                 raise
             self._idle.append(worker)
         return decode_outcome(data)
 
     def _start(self) -> _Worker:
-        worker = _Worker()
+        worker = _Worker(dict(self._pickled.values()))
         self._all.add(worker)
         return worker
 
