@@ -239,7 +239,7 @@ async def _prepare(
     tools = workload.tools(state)
     prompt = workload.prompt
     if system.endswith("+asyncfc-mcp"):
-        raise Unavailable(_mcp_unavailable())
+        raise Unavailable(_mcp_unavailable(system.partition("+")[0]))
     if system.startswith("asyncfc-"):
         return _prepare_asyncfc(system.removeprefix("asyncfc-"), tools, prompt, server, grace_s)
     framework, _, under = system.partition("+")
@@ -255,10 +255,29 @@ async def _prepare(
     raise ValueError(f"unknown system {system!r}")
 
 
-def _mcp_unavailable() -> str:
-    if importlib.util.find_spec("asyncfc.integrations.mcp.server") is None:
-        return "the asyncfc MCP proxy (asyncfc mcp serve) is not in this build yet"
-    return "the MCP systems are not wired into this benchmark yet"
+_MCP_CLIENTS = {
+    "pydantic-ai": (
+        "fastmcp",
+        "PydanticAI's MCP client needs the fastmcp client (pip install 'pydantic-ai-slim[mcp]')",
+    ),
+    "openai-agents": ("mcp", "the Agents SDK's MCP client needs the mcp package"),
+    "langgraph": (
+        "langchain_mcp_adapters",
+        "LangGraph's MCP client is langchain-mcp-adapters, not installed",
+    ),
+}
+
+
+def _mcp_unavailable(framework: str) -> str:
+    """Why a framework+proxy system cannot run (the proxy systems are not wired in yet)."""
+    if importlib.util.find_spec("asyncfc.integrations.mcp") is None:
+        return "the asyncfc MCP proxy (asyncfc mcp serve) is not in this build"
+    module, missing = _MCP_CLIENTS[framework]
+    if importlib.util.find_spec(module) is None:
+        return missing
+    return (
+        "the framework's MCP client and the proxy are both here, but this benchmark does not drive them yet"
+    )
 
 
 def _prepare_asyncfc(
