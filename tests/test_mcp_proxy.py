@@ -551,3 +551,42 @@ def test_readme_snippet_runs() -> None:
     assert '"status": "pending"' in lines[0]
     final = json.loads(lines[2].split(" ", 1)[1])
     assert final["status"] == "resolved" and final["value"]["total"] == 1.5
+
+
+def test_cancelled_await_future_loses_no_value() -> None:
+    """In process: a cancelled await_future leaves every value to a later result."""
+    from asyncfc import tool_from_schema
+    from asyncfc.integrations.mcp.upstream import ProxyTool
+
+    async def nap(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    schema = {"name": "nap", "parameters": {"type": "object", "properties": {"seconds": {"type": "number"}}}}
+    listed = mt.Tool(name="nap", input_schema=schema["parameters"])
+    proxy = Proxy(
+        [ProxyTool("nap", None, listed, tool_from_schema(schema, nap, pure=True))], ProxyConfig(grace_s=0.05)
+    )  # type: ignore[arg-type]
+
+    async def report(*_: Any) -> None:
+        return None
+
+    async def main() -> None:
+        ledger = Ledger()
+        for seconds in (0.2, 0.6):
+            ledger.add(await proxy.call_tool("s", "nap", {"seconds": seconds}, report))
+        waiting = asyncio.ensure_future(
+            proxy.call_tool("s", "await_future", {"ids": ["fut_1", "fut_2"]}, report)
+        )
+        await asyncio.sleep(0.4)  # fut_1 has resolved, fut_2 has not
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await asyncio.sleep(0.4)
+        ledger.add(await proxy.call_tool("s", "nap", {"seconds": 0}, report))
+        ledger.check_exactly_once(3)
+        assert [ledger.value(f"fut_{i}") for i in (1, 2)] == [0.2, 0.6]
+        assert [t.name for t in proxy.list_tools()] == ["nap", "await_future"]
+        await proxy.sessions.aclose()
+
+    asyncio.run(main())
