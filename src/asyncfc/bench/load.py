@@ -364,6 +364,11 @@ async def run_load(
             delivered += 1 if call.delivered_at is not None else 0
             if not call.done or (call.delivered_at is None and not cancelled):
                 lost += 1
+            elif (
+                call.ran and tool_runs == 0 and (call.error is None or call.error.kind.value == "tool_error")
+            ):
+                lost += 1  # a result without a run (a call that timed out or was cancelled
+                # while queued on a cluster is reported started but never ran: not lost)
             if not cancelled and call.deliveries != 1:
                 bad_delivery_counts += 1  # one resolution, delivered once, counted once
             if call.error is not None:
@@ -393,7 +398,8 @@ async def run_load(
         "undelivered_in_cancelled_sessions": sum(
             1 for s, _, c in outcomes if c for call in s.calls if call.delivered_at is None
         ),
-        "lost": lost + max(0, run - invoked),
+        "lost": lost,
+        "started_not_invoked": max(0, run - invoked),
         "duplicated": duplicated,
         "wrong_results_in_clean_sessions": wrong_results,
         "delivery_count_not_one": bad_delivery_counts,
@@ -521,6 +527,7 @@ def _child(
         return asyncio.run(run_load(sessions, mode, faults=faults, seed=seed, executor=executor))
     import ray
 
+    os.dup2(2, 1)  # Ray's own messages go to stdout: keep it for our JSON (this is the child)
     started = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
     if started:
         ray.init(

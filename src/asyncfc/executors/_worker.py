@@ -118,6 +118,13 @@ def serve(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     sock = socket.socket(fileno=fd)
+    try:
+        _serve(sock)
+    except OSError:  # the parent closed our socket (it is killing us, or exiting)
+        return
+
+
+def _serve(sock: socket.socket) -> None:
     functions: dict[str, Any] = {}
     while True:
         header = _recv_exact(sock, _LEN.size)

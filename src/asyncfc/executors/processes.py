@@ -208,7 +208,7 @@ class ProcessExecutor(Executor):
             ) from None
         assert self._free is not None
         async with self._free:
-            worker = self._idle.pop() if self._idle else self._start()
+            worker = self._idle.pop(0) if self._idle else self._start()  # oldest first: warm
             try:
                 data = await worker.send_call(key, fn, args)  # waits for start-up, not timed
                 if data == _worker.STARTED:
