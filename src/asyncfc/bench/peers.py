@@ -239,7 +239,10 @@ async def _prepare(
     tools = workload.tools(state)
     prompt = workload.prompt
     if system.endswith("+asyncfc-mcp"):
-        raise Unavailable(_mcp_unavailable(system.partition("+")[0]))
+        framework = system.partition("+")[0]
+        if framework != "openai-agents" or importlib.util.find_spec("asyncfc.integrations.mcp") is None:
+            raise Unavailable(_mcp_unavailable(framework))
+        return await _prepare_openai_agents_mcp(workload, server, state, grace_s)
     if system.startswith("asyncfc-"):
         return _prepare_asyncfc(system.removeprefix("asyncfc-"), tools, prompt, server, grace_s)
     framework, _, under = system.partition("+")
@@ -381,6 +384,79 @@ def _prepare_openai_agents(
         await client.close()
 
     return hosted, cleanup
+
+
+async def _prepare_openai_agents_mcp(
+    workload: PeerWorkload, server: SimServer, state: State, grace_s: float
+) -> tuple[Runner, Cleanup]:
+    """The Agents SDK's own MCP client -> ``asyncfc mcp serve`` -> an MCP server with the tools.
+
+    Both processes start here (untimed). The host cannot settle the proxy's futures itself,
+    so the run ends with one ``await_future`` call over every id, as a host would before
+    closing; the upstream writes its state to a file after each call.
+    """
+    import os
+    import shutil
+    import tempfile
+    from contextlib import AsyncExitStack
+
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
+    from agents.mcp import MCPServerStdio
+
+    set_tracing_disabled(True)
+    folder = tempfile.mkdtemp(prefix="asyncfc-peers-")
+    state_path, notes = os.path.join(folder, "state.json"), os.path.join(folder, "tools.toml")
+    _write(notes, _ANNOTATIONS[workload.shape])
+    upstream = (
+        f"{sys.executable} -m asyncfc.bench.peers upstream '{json.dumps(asdict(workload))}' {state_path}"
+    )
+    args = ["-m", "asyncfc.cli", "mcp", "serve", "--upstream", upstream, "--annotations", notes]
+    params: Any = {"command": sys.executable, "args": [*args, "--grace", str(grace_s)]}
+    stack = AsyncExitStack()
+    mcp = await stack.enter_async_context(
+        MCPServerStdio(params=params, cache_tools_list=True, client_session_timeout_seconds=60)
+    )
+    client = _openai_client(server)
+    model = OpenAIChatCompletionsModel(model="sim-model", openai_client=client)
+    agent = Agent(name="peers", instructions="Use the tools.", mcp_servers=[mcp], model=model)
+
+    async def go() -> Outcome:
+        result = await Runner.run(agent, workload.prompt, max_turns=100)
+        await mcp.call_tool("await_future", {"ids": [f"fut_{i + 1}" for i in range(workload.calls)]})
+        return Outcome(str(result.final_output))
+
+    async def cleanup() -> None:
+        try:
+            await stack.aclose()
+            await client.close()
+        finally:
+            _load_state(state_path, state)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return go, cleanup
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _load_state(path: str, state: State) -> None:
+    """The upstream's last saved state, as the in-process tools would have left it."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except FileNotFoundError:
+        return
+    state.log[:] = [(str(name), str(args), value) for name, args, value in saved["log"]]
+    state.store.update(saved["store"])
+
+
+_ANNOTATIONS = {
+    "chains": '[tools.step]\nreads = []\nwrites = ["chains/{chain}"]\n',
+    "sequential": '[tools.lookup]\npure = true\n\n[tools.place_order]\nreads = []\nwrites = ["orders/{item}"]\n',
+}
+"""The proxy's annotations file per workload: the read/write sets the asyncfc tools declare."""
 
 
 def _prepare_langgraph(
@@ -685,3 +761,45 @@ def cmd_peers(args: argparse.Namespace) -> int:
         verdict = "identical results and state" if w["identical"] else "[red]results DIFFER[/red]"
         out.print(f"{name}: {verdict}; framework+asyncfc vs framework alone: {gains or '-'}")
     return 0 if data["identical"] else 1
+
+
+# -- an upstream MCP server with a workload's tools (for the +asyncfc-mcp systems) ----------
+
+
+def serve_upstream(workload: PeerWorkload, state_path: str) -> None:
+    """Serve ``workload``'s tools over MCP stdio; the state is written to ``state_path`` after each call."""
+    import os
+
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import ToolAnnotations
+
+    state = State()
+    server = MCPServer(f"peers-{workload.name}", log_level="CRITICAL")
+
+    def save() -> None:
+        tmp = state_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"log": state.log, "store": state.store}, f)
+        os.replace(tmp, state_path)
+
+    for t in workload.tools(state):
+        fn = t.fn
+
+        def wrapped(fn: Callable[..., Awaitable[Any]] = fn) -> Callable[..., Awaitable[Any]]:
+            import functools
+
+            @functools.wraps(fn)
+            async def call(**kwargs: Any) -> Any:
+                value = await fn(**kwargs)
+                save()
+                return value
+
+            return call
+
+        server.tool(annotations=ToolAnnotations(read_only_hint=t.pure))(wrapped())
+    server.run("stdio")
+
+
+if __name__ == "__main__":  # python -m asyncfc.bench.peers upstream CONFIG_JSON STATE_PATH
+    if len(sys.argv) == 4 and sys.argv[1] == "upstream":
+        serve_upstream(PeerWorkload(**json.loads(sys.argv[2])), sys.argv[3])
