@@ -15,6 +15,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from .errors import CallError, ErrorKind
 
 FUTURE_PREFIX = "fut_"
@@ -191,7 +193,59 @@ def as_text(value: Any) -> str:
     """A value as the model reads it: strings as they are, anything else as JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, default=str, ensure_ascii=False)
+    return dumps(value, ensure_ascii=False)
+
+
+def dumps(value: Any, *, ensure_ascii: bool = True) -> str:
+    """JSON text the model can parse: ``NaN`` and infinities become the strings ``"NaN"``,
+    ``"Infinity"``, ``"-Infinity"`` (``json.dumps`` would write invalid JSON)."""
+    try:
+        return json.dumps(value, default=str, ensure_ascii=ensure_ascii, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), default=str, ensure_ascii=ensure_ascii, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """A tool's result as JSON-able data; anything that is not becomes its ``repr`` text
+    (non-UTF-8 bytes, circular structures, objects without a JSON form)."""
+    try:
+        return to_jsonable_python(value, fallback=repr)
+    except Exception:  # noqa: BLE001 - pydantic raises several kinds here
+        try:
+            return repr(value)
+        except Exception as exc:  # noqa: BLE001 - a __repr__ that raises
+            return f"<{type(value).__name__} object: repr failed with {type(exc).__name__}>"
+
+
+MAX_NESTING = 64
+"""How deeply model-written arguments may nest (objects and arrays)."""
+
+
+def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
+    """True when ``value`` nests deeper than ``limit``; iterative, so any depth is safe to check."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((c, depth + 1) for c in children)
+    return False
 
 
 def widen_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import CallError, ConfigurationError, ErrorKind, SessionClosedError, ToolDefinitionError
 from .executor import Executor
-from .futures import AWAIT_TOOL, FUTURE_PREFIX, Resolved, as_text, placeholder, widen_schema
+from .futures import AWAIT_TOOL, FUTURE_PREFIX, Resolved, as_text, dumps, placeholder, widen_schema
 from .scheduler import Call, Mode, Scheduler
 from .tools import Tool
 from .trace import Trace
@@ -154,9 +154,7 @@ class Runtime:
                     except asyncio.TimeoutError:
                         pass
         if call.done:
-            return (
-                json.dumps(self.deliver(call), default=str) if self.mode == "async" else self.sync_text(call)
-            )
+            return dumps(self.deliver(call)) if self.mode == "async" else self.sync_text(call)
         self._placeheld.append(call)
         return json.dumps(placeholder(call.id, self._output_example(call)))
 
@@ -245,26 +243,27 @@ class Runtime:
             )
             return json.dumps(failure(None, err)), []
         t0 = self.trace.now()
+        named = [(fid, self._lookup_call(fid)) for fid in ids]
+        for _, call in named:  # wait for all first: a cancelled await has delivered nothing
+            if call is not None:
+                await call.future.wait()
         out: list[dict[str, Any]] = []
         delivered: list[Call] = []
-        for fid in ids:
-            call = self._lookup_call(fid)
+        for fid, call in named:
             if call is None:
                 err = CallError(
                     ErrorKind.UNKNOWN_FUTURE, f"unknown future {fid!r} (not issued in this session)"
                 )
                 out.append(failure(fid, err))
-                continue
-            await call.future.wait()
-            if call.delivered_at is not None:
+            elif call.delivered_at is not None:
                 out.append({"future": call.id, "status": "delivered", "note": "its value was given earlier"})
-                continue
-            if call in self._placeheld:
-                self._placeheld.remove(call)
-            out.append(self.deliver(call))
-            delivered.append(call)
+            else:
+                if call in self._placeheld:
+                    self._placeheld.remove(call)
+                out.append(self.deliver(call))
+                delivered.append(call)
         self.trace.span(AWAIT_TOOL, "await", "model", t0, self.trace.now(), ids=ids)
-        return json.dumps(out[0] if len(out) == 1 else out, default=str), delivered
+        return dumps(out[0] if len(out) == 1 else out), delivered
 
     async def await_futures(self, arguments: str | Mapping[str, Any]) -> str:
         """The ``await_future`` tool's answer (``{"ids": [...]}``)."""
@@ -277,6 +276,10 @@ class Runtime:
         seq = int(text[len(FUTURE_PREFIX) :])
         return self.calls[seq - 1] if 0 < seq <= len(self.calls) else None
 
+    def cancel(self, call: Call, reason: str = "cancelled by the host") -> None:
+        """Cancel one call (e.g. the client cancelled its request); it resolves to ``cancelled``."""
+        self.scheduler.cancel_call(call, reason)
+
     # -- end of a user turn -----------------------------------------------------------
 
     async def wait_all(self, calls: Sequence[Call] | None = None) -> None:
@@ -288,7 +291,7 @@ class Runtime:
         ready = self.take_ready()
         if not ready:
             return None
-        return json.dumps([self.deliver_json(c) for c in ready], default=str)
+        return dumps([self.deliver_json(c) for c in ready])
 
     async def aclose(self) -> None:
         """Cancel whatever is still pending (each such call resolves to ``cancelled``)."""
@@ -319,7 +322,7 @@ def with_earlier(text: str, earlier: list[dict[str, Any]]) -> str:
     if not isinstance(body, dict):
         body = {"result": text}
     body.setdefault(EARLIER, []).extend(earlier)
-    return json.dumps(body, default=str)
+    return dumps(body)
 
 
 def _await_ids(arguments: str | Mapping[str, Any]) -> list[str] | None:

@@ -14,11 +14,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic_core import to_jsonable_python
-
 from .errors import CallError, ErrorKind
 from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
-from .futures import Future, ReferenceError_, find_references, future_id, substitute
+from .futures import (
+    MAX_NESTING,
+    Future,
+    ReferenceError_,
+    find_references,
+    future_id,
+    jsonable,
+    nesting_exceeds,
+    substitute,
+)
 from .tools import ROOT, ArgumentsError, Tool
 from .trace import Trace
 
@@ -159,9 +166,29 @@ class HazardIndex:
         return len(self._where)
 
 
-def jsonable(value: Any) -> Any:
-    """Tool results as JSON-able data; anything else becomes its ``repr`` text."""
-    return to_jsonable_python(value, fallback=repr)
+MAX_ARGUMENT_CHARS = 1_000_000
+"""The longest arguments text a model may write for one call."""
+
+
+def _parse(raw: str) -> dict[str, Any] | str:
+    """The arguments object, or why it is not acceptable (for an ``invalid_arguments`` error)."""
+    if len(raw) > MAX_ARGUMENT_CHARS:
+        return f"arguments are too long ({len(raw):,} characters; at most {MAX_ARGUMENT_CHARS:,})"
+    try:
+        arguments = json.loads(raw) if raw.strip() else {}
+    except RecursionError:
+        return f"arguments nest too deeply (at most {MAX_NESTING} levels)"
+    except ValueError as exc:
+        return f"arguments are not valid JSON ({exc})"
+    if not isinstance(arguments, dict):
+        return "arguments must be a JSON object"
+    if nesting_exceeds(arguments):
+        return f"arguments nest too deeply (at most {MAX_NESTING} levels)"
+    return arguments
+
+
+def _holds_reference(value: Any) -> bool:
+    return bool(find_references(value))
 
 
 class Scheduler:
@@ -184,7 +211,8 @@ class Scheduler:
         self.calls: list[Call] = []
         trace.follow(self.calls)
         self.hazards = HazardIndex()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[Call, asyncio.Task[None]] = {}
+        self._cancel_reasons: dict[Call, str] = {}
         self._limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._on_resolved = on_resolved
 
@@ -194,7 +222,10 @@ class Scheduler:
     def submit(
         self, call_id: str, name: str, raw_arguments: str, *, user_turn: int = 0, step: int = 0
     ) -> Call:
-        """Take a call in program order; it resolves later (or at once, for bad input)."""
+        """Take a call in program order; it resolves later (or at once, for bad input).
+
+        Never raises for anything the model wrote: bad input resolves the call to an error.
+        """
         call = Call(len(self.calls) + 1, call_id, name, raw_arguments, user_turn, step)
         call.emitted_at = self.trace.now()
         self.calls.append(call)
@@ -204,17 +235,16 @@ class Scheduler:
             return self._fail(
                 call, ErrorKind.UNKNOWN_TOOL, f"unknown tool {name!r}; available tools: {known}"
             )
-        try:
-            arguments = json.loads(raw_arguments) if raw_arguments.strip() else {}
-        except ValueError as exc:
-            return self._fail(call, ErrorKind.INVALID_ARGUMENTS, f"arguments are not valid JSON ({exc})")
-        if not isinstance(arguments, dict):
-            return self._fail(call, ErrorKind.INVALID_ARGUMENTS, "arguments must be a JSON object")
+        problem = _parse(raw_arguments)
+        if isinstance(problem, str):
+            return self._fail(call, ErrorKind.INVALID_ARGUMENTS, problem)
+        arguments = problem
         call.arguments = arguments
         deps: list[Call] = []
         waits: set[Call] = set()
-        if self.mode == "async":
-            refs = sorted(find_references(arguments))
+        kwargs: dict[str, Any] | None = None
+        refs = sorted(find_references(arguments)) if self.mode == "async" else []
+        if refs:
             unknown = [r for r in refs if not 0 < r < call.seq]
             if unknown:
                 ids = ", ".join(future_id(r) for r in unknown)
@@ -223,15 +253,28 @@ class Scheduler:
                 )
             deps = [self.calls[r - 1] for r in refs]
             call.deps = refs
-            # any reference, even one inside a longer string, leaves the label unknown: widen it
-            reads, writes = tool.labels(arguments, lambda v: bool(find_references(v)))
+        else:  # the arguments are final: validate now, so labels come from what the tool will get
+            try:
+                kwargs = tool.validate(arguments)
+            except ArgumentsError as exc:
+                return self._fail(
+                    call, ErrorKind.INVALID_ARGUMENTS, f"invalid arguments for {tool.name}: {exc}"
+                )
+            call.resolved_arguments = arguments
+        if self.mode == "async":
+            # a field that holds a reference is unknown until it resolves: its label is widened
+            reads, writes = (
+                tool.labels(kwargs, _holds_reference, validated=True)
+                if kwargs is not None
+                else tool.labels(arguments, _holds_reference)
+            )
             waits = self.hazards.register(call, reads, writes)
             call.waited_for = sorted(c.seq for c in waits)
         task = asyncio.create_task(
-            self._run(call, tool, arguments, deps, waits), name=f"asyncfc:{call.id}:{name}"
+            self._run(call, tool, arguments, deps, waits, kwargs), name=f"asyncfc:{call.id}:{name}"
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[call] = task
+        task.add_done_callback(lambda _: self._tasks.pop(call, None))
         return call
 
     def _fail(self, call: Call, kind: ErrorKind, message: str) -> Call:
@@ -241,7 +284,13 @@ class Scheduler:
         return call
 
     async def _run(
-        self, call: Call, tool: Tool, arguments: dict[str, Any], deps: list[Call], waits: set[Call]
+        self,
+        call: Call,
+        tool: Tool,
+        arguments: dict[str, Any],
+        deps: list[Call],
+        waits: set[Call],
+        kwargs: dict[str, Any] | None,
     ) -> None:
         try:
             for other in [*deps, *waits]:
@@ -259,13 +308,10 @@ class Scheduler:
                 )
                 return
             try:
-                resolved = (
-                    substitute(arguments, self.lookup, tool.text_params)
-                    if self.mode == "async"
-                    else arguments
-                )
-                call.resolved_arguments = resolved
-                kwargs = tool.validate(resolved)
+                if kwargs is None:
+                    resolved = substitute(arguments, self.lookup, tool.text_params)
+                    call.resolved_arguments = resolved
+                    kwargs = tool.validate(resolved)
             except ReferenceError_ as exc:
                 self._resolve(call, error=exc.error)
                 return
@@ -283,12 +329,8 @@ class Scheduler:
                 value = await self._execute(call, tool, kwargs)
             self._resolve(call, value=value)
         except asyncio.CancelledError:
-            self._resolve(
-                call,
-                error=CallError(
-                    ErrorKind.CANCELLED, "cancelled: the session was closed before the call finished"
-                ),
-            )
+            reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
+            self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
             raise
         except ToolTimeout as exc:
             self._resolve(call, error=CallError(ErrorKind.TIMEOUT, f"{tool.name} {exc}"))
@@ -298,7 +340,8 @@ class Scheduler:
             self._resolve(call, error=CallError(ErrorKind.WORKER_LOST, f"{tool.name}: {exc}"))
         except BaseException as exc:  # a bug of ours or an executor's: still resolve the call
             self._resolve(
-                call, error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} failed: {type(exc).__name__}: {exc}")
+                call,
+                error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} failed: {type(exc).__name__}: {exc}"),
             )
         finally:
             self.hazards.finish(call)
@@ -332,9 +375,16 @@ class Scheduler:
         for c in calls if calls is not None else list(self.calls):
             await c.future.wait()
 
+    def cancel_call(self, call: Call, reason: str) -> None:
+        """Cancel one pending call; it resolves to ``cancelled: <reason>`` (its dependants fail)."""
+        task = self._tasks.get(call)
+        if task is not None and not call.done:
+            self._cancel_reasons[call] = reason
+            task.cancel()
+
     async def cancel(self) -> None:
         """Cancel every pending call; each resolves to a ``cancelled`` error."""
-        tasks = list(self._tasks)
+        tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
         if tasks:

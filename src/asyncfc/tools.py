@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast, get_type_hints, overload
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic_core import to_jsonable_python
 
 from .errors import ToolDefinitionError
 
@@ -82,7 +84,23 @@ class Tool:
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path)
             raise ArgumentsError(f"{where + ': ' if where else ''}{error.message}")
+        accepted = self._accepted_names
+        if accepted is not None:
+            unexpected = sorted(set(arguments) - accepted)
+            if unexpected:
+                raise ArgumentsError(f"unexpected argument(s) {', '.join(map(repr, unexpected))}")
         return dict(arguments)
+
+    @functools.cached_property
+    def _accepted_names(self) -> frozenset[str] | None:
+        """The keyword names the function takes (None: it takes any, via ``**kwargs``)."""
+        try:
+            params = inspect.signature(self.fn).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return None
+        return frozenset(p.name for p in params)
 
     @functools.cached_property
     def text_params(self) -> frozenset[str]:
@@ -97,30 +115,75 @@ class Tool:
         return cls(self.parameters)
 
     def labels(
-        self, arguments: Mapping[str, Any], unresolved: Callable[[Any], bool]
+        self, arguments: Mapping[str, Any], unresolved: Callable[[Any], bool], *, validated: bool = False
     ) -> tuple[set[str], set[str]]:
         """Concrete read and write labels for one call.
 
-        A template field whose argument is still an unresolved future is cut off, so the
-        label widens to its prefix: coarser, never wrong.
+        A label is rendered from exactly the value the tool will receive: ``arguments`` are
+        the validated ones, or (``validated=False``) each templated argument is coerced as
+        validation would coerce it (``"01"``, ``1.0`` and ``True`` all give ``1`` for an
+        ``int``). A field that is still an unresolved future, or cannot be coerced, is cut
+        off, so the label widens to its prefix: coarser, never wrong.
         """
+
+        def value_of(name: str) -> Any:
+            value = arguments.get(name)
+            if value is None or validated:
+                return value
+            if unresolved(value):
+                return None
+            return self._coerce(name, value)
+
         return (
-            {_render(t, arguments, unresolved) for t in self.reads},
-            {_render(t, arguments, unresolved) for t in self.writes},
+            {_render(t, value_of) for t in self.reads},
+            {_render(t, value_of) for t in self.writes},
         )
 
+    def _coerce(self, name: str, value: Any) -> Any:
+        """``value`` as validation would pass it to the tool, or None when that cannot be told."""
+        if self.args_model is None:
+            return value  # JSON Schema validation does not convert values
+        adapter = self._field_adapters.get(name)
+        if adapter is None:
+            return None
+        try:
+            return adapter.validate_python(value)
+        except ValidationError:
+            return None
 
-def _render(template: str, arguments: Mapping[str, Any], unresolved: Callable[[Any], bool]) -> str:
+    @functools.cached_property
+    def _field_adapters(self) -> dict[str, TypeAdapter[Any]]:
+        assert self.args_model is not None
+        return {n: TypeAdapter(f.annotation or Any) for n, f in self.args_model.model_fields.items()}
+
+
+def _render(template: str, value_of: Callable[[str], Any]) -> str:
     out: list[str] = []
     for literal, name, _spec, _conv in string.Formatter().parse(template):
         out.append(literal)
         if name is None:
             continue
-        value = arguments.get(name)
-        if value is None or unresolved(value):
+        value = value_of(name)
+        if value is None:
             return "".join(out).rstrip("/")
-        out.append(str(value).replace("/", "\\/") if not isinstance(value, str) else value)
+        out.append(label_text(value))
     return "".join(out)
+
+
+def label_text(value: Any) -> str:
+    """One canonical text per value, so equal values always give equal labels.
+
+    Numbers that compare equal (``True``, ``1``, ``1.0``) share a text; that may make two
+    labels conflict that did not need to, never the other way round.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int)):
+        return str(int(value))
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    text = json.dumps(to_jsonable_python(value, fallback=repr), sort_keys=True, default=str)
+    return text.replace("/", "\\/")
 
 
 def _annotations(
@@ -206,6 +269,11 @@ def _from_function(
         if param.kind is inspect.Parameter.POSITIONAL_ONLY:
             raise ToolDefinitionError(f"tool {tool_name!r}: positional-only parameter {pname!r}")
         default = ... if param.default is inspect.Parameter.empty else param.default
+        if pname not in hints:
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}: parameter {pname!r} has no type annotation, so the model would get "
+                "no schema for it; annotate it (typing.Any accepts anything)"
+            )
 
         fields[pname] = (hints.get(pname, Any), Field(default, description=param_docs.get(pname)))
     args_model = cast(

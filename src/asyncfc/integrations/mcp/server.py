@@ -28,7 +28,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from ...errors import SessionClosedError
 from ...executor import Executor
-from ...futures import AWAIT_TOOL, FUTURE_PREFIX
+from ...futures import AWAIT_TOOL
 from ...runtime import DEFAULT_GRACE_S, Reply, Runtime
 from ...scheduler import Call
 from ...tools import Tool
@@ -136,31 +136,8 @@ def _find(rt: Runtime, call_id: str) -> Call | None:
 
 
 def _cancel_call(rt: Runtime, call: Call) -> None:
-    """Cancel one pending call: it resolves to ``cancelled`` and its upstream request is cancelled.
-
-    The runtime has no per-call cancel yet; its scheduler names each call's task
-    ``asyncfc:<future>:<tool>`` (unique within a session), so cancel that task.
-    """
-    cancel = getattr(rt, "cancel_call", None)
-    if callable(cancel):
-        cancel(call)
-        return
-    name = f"asyncfc:{call.id}:{call.name}"
-    for task in list(getattr(rt.scheduler, "_tasks", ())):
-        if isinstance(task, asyncio.Task) and task.get_name() == name:
-            task.cancel()
-
-
-def _await_targets(rt: Runtime, arguments: Mapping[str, Any]) -> list[Call]:
-    raw = arguments.get("ids", arguments.get("id"))
-    ids = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    out: list[Call] = []
-    for fid in ids[:1000]:
-        text = str(fid).strip()
-        digits = text[len(FUTURE_PREFIX) :]
-        if text.startswith(FUTURE_PREFIX) and digits.isdigit() and 0 < int(digits) <= len(rt.calls):
-            out.append(rt.calls[int(digits) - 1])
-    return out
+    """Cancel one pending call: it resolves to ``cancelled`` and its upstream request is cancelled."""
+    rt.cancel(call, "the client cancelled the request")
 
 
 class Proxy:
@@ -235,10 +212,7 @@ class Proxy:
             ORIGIN.reset(token)
 
     async def _await(self, rt: Runtime, arguments: Mapping[str, Any]) -> Reply:
-        # Wait here, before the runtime marks anything delivered: a cancelled await_future
-        # then leaves every value to be delivered later instead of losing some.
-        for call in _await_targets(rt, arguments):
-            await call.future.wait()
+        # a cancelled await_future delivers nothing: its values come with later results
         return await rt.call(AWAIT_TOOL, dict(arguments))
 
     def build_server(self, *, http: bool) -> Server[Any]:
