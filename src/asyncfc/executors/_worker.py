@@ -7,10 +7,12 @@ only the tool's own module (if it is pickled by reference) is imported on first 
 Frames on the socket: 8-byte big-endian length, then a pickle. Parent to worker:
 ``("init", sys_path, cwd)`` once, ``("preload", {key: fn})`` (functions the pool already
 knows, unpickled while idle, so that a replacement worker is warm), then
-``(key, fn_or_None, kwargs)`` per call, where ``fn`` and ``kwargs`` are cloudpickle bytes
+``(key, fn_or_None, kwargs, timeout)`` per call, where ``fn`` and ``kwargs`` are cloudpickle bytes
 and ``fn`` is sent only the first time a worker sees ``key``. Worker to parent, per call:
 ``STARTED`` when the tool starts (the timeout counts from there, not from the worker's
-start-up and imports), then :func:`encode_outcome`'s bytes.
+start-up and imports), then :func:`encode_outcome`'s bytes, or ``("timeout",)`` when the
+worker's own watchdog ends the tool at its deadline (the process exits at once, so the
+tool's side effects stop on time even if the parent's event loop lags).
 """
 
 from __future__ import annotations
@@ -100,6 +102,15 @@ def _watch_parent(parent: int) -> None:
             os._exit(0)
 
 
+def _deadline(sock: socket.socket, timeout: float, done: threading.Event) -> None:
+    """Kill this worker if the tool is still running at its deadline."""
+    if not done.wait(timeout):
+        try:
+            _send(sock, dumps(("timeout",)))
+        finally:
+            os._exit(0)
+
+
 class _Broken:
     """A function that could not be unpickled here: its calls raise ``error``."""
 
@@ -142,7 +153,7 @@ def _serve(sock: socket.socket) -> None:
             for key, fn_bytes in msg[1].items():
                 functions[key] = _load(fn_bytes)
             continue
-        key, fn_bytes, kwargs_bytes = msg
+        key, fn_bytes, kwargs_bytes, timeout = msg
         if fn_bytes is not None:
             functions[key] = _load(fn_bytes)
         fn = functions[key]
@@ -154,7 +165,11 @@ def _serve(sock: socket.socket) -> None:
             outcome: tuple[Any, ...] = ("err", exc)
         else:
             _send(sock, STARTED)
+            done = threading.Event()
+            if timeout is not None:
+                threading.Thread(target=_deadline, args=(sock, timeout, done), daemon=True).start()
             outcome = run_tool(fn, kwargs)
+            done.set()
         _send(sock, encode_outcome(outcome))
         del outcome
 

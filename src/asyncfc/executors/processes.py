@@ -27,9 +27,10 @@ import cloudpickle
 from ..errors import ToolDefinitionError
 from ..tools import Tool
 from . import _worker
-from ._base import Executor, ToolFailed, WorkerLost, _Raised
+from ._base import Executor, ToolFailed, ToolTimeout, WorkerLost, _Raised
 
 _WORKER_SCRIPT = str(Path(_worker.__file__).resolve())
+_TIMED_OUT = _worker.dumps(("timeout",))
 
 
 class NotPicklableError(Exception):
@@ -79,10 +80,10 @@ class _Worker:
         finally:
             self.sock.setblocking(False)
 
-    async def send_call(self, key: str, fn: bytes, kwargs: bytes) -> bytes:
+    async def send_call(self, key: str, fn: bytes, kwargs: bytes, timeout: float | None) -> bytes:
         """Send a call; return the first frame: ``STARTED``, or the outcome if it never started."""
         loop = asyncio.get_running_loop()
-        msg = pickle.dumps((key, None if key in self.known else fn, kwargs))
+        msg = pickle.dumps((key, None if key in self.known else fn, kwargs, timeout))
         await loop.sock_sendall(self.sock, _worker._LEN.pack(len(msg)) + msg)
         self.known.add(key)
         return await self.frame()
@@ -210,10 +211,14 @@ class ProcessExecutor(Executor):
         async with self._free:
             worker = self._idle.pop(0) if self._idle else self._start()  # oldest first: warm
             try:
-                data = await worker.send_call(key, fn, args)  # waits for start-up, not timed
+                data = await worker.send_call(key, fn, args, timeout)  # waits for start-up, not timed
                 if data == _worker.STARTED:
                     on_start(time.perf_counter())
-                    data = await self._bounded(worker.frame(), timeout)
+                    # the worker enforces the deadline itself; ours is a backstop for a stuck worker
+                    backstop = None if timeout is None else timeout + 1.0
+                    data = await self._bounded(worker.frame(), backstop)
+                    if data == _TIMED_OUT:
+                        raise ToolTimeout(timeout or 0.0)
             except BaseException as exc:
                 # timeout, cancel, or the worker died: this worker is done for
                 self._all.discard(worker)
