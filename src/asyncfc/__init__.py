@@ -9,11 +9,14 @@ from .agent import ASYNC_INSTRUCTIONS, Agent, Delivery, RunResult, Session
 from .errors import (
     AsyncFCError,
     CallError,
+    ConfigurationError,
     ErrorKind,
     ModelError,
+    SessionBusyError,
     SessionClosedError,
     ToolDefinitionError,
 )
+from .runtime import Reply, Runtime
 from .scheduler import Call, Mode
 from .tools import Tool, tool, tool_from_schema
 from .trace import Trace, plot_timeline
@@ -24,12 +27,16 @@ __all__ = [
     "AsyncFCError",
     "Call",
     "CallError",
+    "ConfigurationError",
     "Delivery",
     "ErrorKind",
     "Mode",
     "ModelError",
+    "Reply",
     "RunResult",
+    "Runtime",
     "Session",
+    "SessionBusyError",
     "SessionClosedError",
     "Tool",
     "ToolDefinitionError",
