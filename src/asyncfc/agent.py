@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .errors import ConfigurationError, ModelError, SessionBusyError, SessionClosedError
-from .executor import Executor
+from .executors import Executor, ExecutorKind, make_executor
 from .futures import AWAIT_TOOL, REFERENCE
 from .models.base import (
     Message,
@@ -96,7 +96,7 @@ class Agent:
         max_session_concurrency: int | None = None,
         tool_limits: dict[str, int] | None = None,
         max_result_chars: int | None = None,
-        executor: Executor | None = None,
+        executor: Executor | ExecutorKind | None = None,
     ) -> None:
         """See the README's options table; ``revise`` decides when a final answer given while
         futures were pending gets another model step: ``"always"``, or ``"when_needed"`` (a
@@ -121,9 +121,12 @@ class Agent:
         self.revise: Revise = revise
         self.max_session_concurrency = max_session_concurrency
         self.max_result_chars = max_result_chars
-        self._owns_executor = executor is None
-        self.executor = executor or Executor(
-            default_timeout=default_timeout, max_concurrency=max_concurrency, tool_limits=tool_limits
+        self._owns_executor = not isinstance(executor, Executor)
+        self.executor = make_executor(
+            executor or "threads",
+            default_timeout=default_timeout,
+            max_concurrency=max_concurrency,
+            tool_limits=tool_limits,
         )
 
     def set_tools(self, tools: Sequence[Tool]) -> None:
@@ -154,10 +157,10 @@ class Agent:
     def run_sync(self, prompt: str | Sequence[Message]) -> RunResult:
         return asyncio.run(self.run(prompt))
 
-    def close(self) -> None:
-        """Release the worker threads of the executor this agent created (a shared one is left alone)."""
+    async def close(self) -> None:
+        """Release the workers of the executor this agent created (a shared one is left alone)."""
         if self._owns_executor:
-            self.executor.shutdown()
+            await self.executor.close()
 
     async def __aenter__(self) -> Agent:
         return self
@@ -165,7 +168,7 @@ class Agent:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        await self.close()
 
 
 class Session:

@@ -300,7 +300,7 @@ class Runtime:
         self.closed = True
         await self.scheduler.cancel()
         if self._owns_executor:
-            self.executor.shutdown()
+            await self.executor.close()
 
     async def __aenter__(self) -> Runtime:
         return self

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, get_args
 
+from ..errors import ConfigurationError
 from ._base import (
     Executor,
     ExecutorKind,
@@ -58,8 +59,6 @@ def make_executor(kind: str | Executor = "threads", **options: Any) -> Executor:
         from .ray import RayExecutor
 
         return RayExecutor(**options)
-    from ..errors import ConfigurationError  # here: errors.py gains it in a parallel change
-
     raise ConfigurationError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTOR_KINDS)}")
 
 

@@ -53,7 +53,7 @@ def _input_of(arguments: str) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):  # model text: any depth
         return {"_raw_arguments": arguments}  # keep what the model wrote; the API needs an object
     return value if isinstance(value, dict) else {"_arguments": value}
 

@@ -193,7 +193,7 @@ def _is_complete_json(text: str) -> bool:
         return True
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # model text: any depth
         return False
     return True
 

@@ -53,7 +53,7 @@ def _json_values(text: str) -> Iterator[Any]:
             return
         try:
             value, end = _DECODER.raw_decode(text, j)
-        except ValueError:
+        except (ValueError, RecursionError):  # model text: any depth
             i = j + 1
             continue
         yield value
@@ -92,7 +92,7 @@ def _as_call(value: Any, known: set[str]) -> tuple[str, str] | None:
     if isinstance(args, str):
         try:
             args = json.loads(args) if args.strip() else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # model text: any depth
             return None
     if args is None:
         args = {}
