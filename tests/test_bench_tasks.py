@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from asyncfc.bench.tasks.report import summarize
 from asyncfc.bench.tasks.runner import run_suite, run_task
 from asyncfc.bench.tasks.script import SolutionModel
 from asyncfc.bench.tasks.world import LOOKUPS, evaluate
-from asyncfc.cli import build_parser
+from asyncfc.cli import build_parser, main
 from asyncfc.models.scripted import Call, Turn
 from asyncfc.scheduler import Mode
 
@@ -236,3 +237,39 @@ def test_cli_help_and_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert "weather_three_cities" in capsys.readouterr().out
     args = parser.parse_args(["bench", "tasks", "--tasks", "nope"])
     assert args.func(args) == 2
+
+
+def test_cli_end_to_end_over_http(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The command against the simulated-decode server: OpenAI SDK, warm-up per mode, JSON out."""
+    from asyncfc.models import SimServer
+
+    calls = [Call(W, {"city": c}) for c in ("Paris", "Tokyo", "London")]
+    answer = "Paris 18 C, Tokyo 24 C, London 15 C."
+    turns: list[Turn] = ["Hello!", calls, answer, "Hello!", calls, answer]
+    with SimServer(turns) as srv:
+        code = main(
+            [
+                "bench",
+                "tasks",
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "sim-model",
+                "--tasks",
+                "weather_three_cities",
+                "--time-scale",
+                "0.001",
+                "--json",
+                "--out",
+                str(tmp_path / "out.json"),
+            ]
+        )
+        requests = len(srv.model_requests)
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tasks"] == 1 and data["consistent"] is True
+    assert data["modes"]["sync"]["passed"] == 1 and data["modes"]["async"]["passed"] == 1
+    assert data["modes"]["async"]["prompt_tokens"] > 0
+    assert data["modes"]["async"]["cached_prompt_tokens"] > 0  # the warm-up left the prefix cached
+    assert requests == 6  # one warm-up per mode, two steps per task
+    assert len((tmp_path / "out.runs.jsonl").read_text().splitlines()) == 2

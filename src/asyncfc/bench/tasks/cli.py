@@ -69,7 +69,9 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=10, help="model steps per user turn (default 10)")
     p.add_argument("--max-tokens", type=int, default=384, help="output tokens per model step (default 384)")
     p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed (default 0)")
-    p.add_argument("--out", type=Path, help="also write the full JSON here")
+    p.add_argument(
+        "--out", type=Path, help="also write the full JSON here (and each run, as it ends, to OUT.runs.jsonl)"
+    )
     p.add_argument("--list", action="store_true", help="list the tasks and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=cmd_bench_tasks)
@@ -185,7 +187,15 @@ async def _run(
         bar = progress.add_task("", total=total)
         progress.refresh()
 
+        partial = args.out.with_suffix(".runs.jsonl") if args.out else None
+        if partial is not None:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text("")
+
         def advance(run: Run) -> None:
+            if partial is not None:  # each run as it finishes: a killed suite keeps what it did
+                with partial.open("a") as f:
+                    f.write(json.dumps(run.row(), default=str) + "\n")
             mark = "ok" if run.passed else "FAIL"
             progress.update(bar, advance=1, description=f"{run.mode} {run.task} {mark} {run.wall_s:.1f}s")
             progress.refresh()

@@ -129,6 +129,15 @@ def _consistency(calls: Sequence[Call]) -> list[str]:
     return out
 
 
+async def _close(agent: Agent) -> None:
+    """Release the agent's own executor (``Agent.close`` may be sync or async)."""
+    close = getattr(agent, "close", None)
+    if callable(close):
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+
+
 async def run_task(
     task: Task, mode: Mode, model: Model, config: Config, *, run: int = 0, executor: Executor | None = None
 ) -> Run:
@@ -164,9 +173,8 @@ async def run_task(
         out.notes.append(f"model error: {exc}")
         out.reason = f"model error: {exc}"[:300]
     finally:
-        close = getattr(agent, "close", None)
-        if executor is None and callable(close):
-            close()
+        if executor is None:
+            await _close(agent)
     tool_calls = [c for c in calls if c.name != AWAIT_TOOL]
     out.calls = len(tool_calls)
     out.tool_s = sum(call_duration(c) for c in tool_calls)
@@ -200,9 +208,7 @@ async def warm_up(model: Model, mode: Mode, config: Config) -> None:
         if "cannot reach" in str(exc) or "Connection" in str(exc):
             raise EndpointUnreachable(str(exc)) from exc
     finally:
-        close = getattr(agent, "close", None)
-        if callable(close):
-            close()
+        await _close(agent)
 
 
 async def run_suite(
@@ -229,5 +235,11 @@ async def run_suite(
                     if on_run is not None:
                         on_run(run)
     finally:
-        executor.shutdown()
+        close = getattr(executor, "close", None)
+        if callable(close):
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+        else:
+            executor.shutdown()
     return runs
