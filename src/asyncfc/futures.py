@@ -36,20 +36,21 @@ def future_id(seq: int) -> str:
 
 
 class Future:
-    """Resolves exactly once, to a JSON-able value or a :class:`CallError`."""
+    """Resolves exactly once, to a JSON-able value or a :class:`CallError`.
 
-    __slots__ = ("_event", "error", "id", "seq", "value")
+    Light on purpose (thousands are alive at once): an event-loop future is made only for a
+    task that actually waits on a pending one.
+    """
+
+    __slots__ = ("_waiters", "done", "error", "id", "seq", "value")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
         self.id = future_id(seq)
         self.value: Any = None
         self.error: CallError | None = None
-        self._event = asyncio.Event()
-
-    @property
-    def done(self) -> bool:
-        return self._event.is_set()
+        self.done = False
+        self._waiters: list[asyncio.Future[None]] | None = None
 
     @property
     def failed(self) -> bool:
@@ -58,19 +59,49 @@ class Future:
     def set_value(self, value: Any) -> None:
         self._check_pending()
         self.value = value
-        self._event.set()
+        self._wake()
 
     def set_error(self, error: CallError) -> None:
         self._check_pending()
         self.error = error
-        self._event.set()
+        self._wake()
 
-    async def wait(self) -> None:
-        await self._event.wait()
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait until resolved (at most ``timeout`` seconds); whether it is resolved.
+
+        Returns at once, without yielding to the event loop, when it already is.
+        """
+        if self.done:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        timer = loop.call_later(timeout, _release, waiter) if timeout is not None else None
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)  # timed out or cancelled
+        return self.done
+
+    def _wake(self) -> None:
+        self.done = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            _release(waiter)
 
     def _check_pending(self) -> None:
-        if self._event.is_set():
+        if self.done:
             raise RuntimeError(f"future {self.id} resolved twice")
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def placeholder(fid: str, output_example: Any = None) -> dict[str, Any]:

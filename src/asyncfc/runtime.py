@@ -10,7 +10,6 @@ through the ``await_future`` tool, or when the host settles the user turn.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -149,10 +148,7 @@ class Runtime:
             else:
                 left = call.emitted_at + self.grace_s - self.trace.now()
                 if left > 0:
-                    try:
-                        await asyncio.wait_for(call.future.wait(), left)
-                    except asyncio.TimeoutError:
-                        pass
+                    await call.future.wait(left)
         if call.done:
             return dumps(self.deliver(call)) if self.mode == "async" else self.sync_text(call)
         self._placeheld.append(call)
