@@ -608,3 +608,34 @@ def test_a_number_passed_into_a_string_parameter_arrives_as_text() -> None:
     model = ScriptedModel([[Call("rate")], [Call("write", {"path": "a.txt", "content": Ref(0)})], "done"])
     result = asyncio.run(Agent(model, [rate, write], mode="async", grace_s=0).run("go"))
     assert result.calls[1].value == "a.txt=270.0"
+
+
+def test_a_model_profile_adds_its_example_and_answers_repeats() -> None:
+    from asyncfc.models import ModelProfile
+
+    ran: list[int] = []
+
+    @tool(pure=True)
+    async def look(x: int) -> int:
+        ran.append(x)
+        return x + 1
+
+    example = [Message("user", "example task"), Message("assistant", "example answer")]
+
+    class Profiled(ScriptedModel):
+        profile = ModelProfile(
+            instructions="Be brief.", example=lambda is_async: example, answer_repeats=True
+        )
+
+    for mode in MODES:
+        ran.clear()
+        model = Profiled([[Call("look", {"x": 1})], [Call("look", {"x": 1})], "done"])
+        result = run(Agent(model, [look], mode=mode, system_prompt="Sys.").run("go"))
+        first, again = result.calls
+        assert ran == [1] and again.repeat_of == first.seq and again.value == first.value == 2
+        assert not again.ran and again.deliveries == 1
+        assert "not run again" in tool_message(result.messages, again.call_id).content
+        sent = model.requests[0].messages
+        assert sent[0].role == "system" and sent[0].content.startswith("Sys.\n\nBe brief.")
+        assert [m.content for m in sent[1:3]] == ["example task", "example answer"]
+        assert all(m.content != "example task" for m in result.messages)  # not part of the conversation

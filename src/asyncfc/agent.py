@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -28,6 +29,7 @@ from .futures import AWAIT_TOOL, REFERENCE
 from .models.base import (
     Message,
     Model,
+    ModelProfile,
     ModelRequest,
     ModelResponse,
     ResponseDone,
@@ -44,6 +46,14 @@ Delivery = Literal["append", "rewrite", "synthetic_await"]
 Revise = Literal["always", "when_needed"]
 
 __all__ = ["ASYNC_INSTRUCTIONS", "AWAIT_SPEC", "Agent", "Delivery", "Revise", "RunResult", "Session"]
+
+
+def _canonical(arguments: str) -> str:
+    """One text per arguments object, whatever its key order and spacing."""
+    try:
+        return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
+    except (ValueError, RecursionError):
+        return arguments
 
 
 def _check_choice(option: str, value: Any, valid: Sequence[str]) -> None:
@@ -121,6 +131,8 @@ class Agent:
         self.revise: Revise = revise
         self.max_session_concurrency = max_session_concurrency
         self.max_result_chars = max_result_chars
+        self.profile: ModelProfile = getattr(model, "profile", None) or ModelProfile()
+        """What this model needs (instructions, a worked example, answering repeats); see ModelProfile."""
         self._owns_executor = not isinstance(executor, Executor)
         self.executor = make_executor(
             executor or "threads",
@@ -195,6 +207,8 @@ class Session:
         """The tool message of each call, by sequence number."""
         self._awaits = 0
         self._running = False
+        self._turn_calls: dict[tuple[str, str], Call] = {}
+        """This user turn's calls by name and arguments (to answer repeats, see ModelProfile)."""
         self._announced: list[tuple[ToolCall, Call]] = []
         """Calls dispatched early in the current step, as the stream announced them."""
         self._dispatched: dict[int, Call] = {}
@@ -245,6 +259,7 @@ class Session:
     async def _run(self, prompt: str | Sequence[Message]) -> RunResult:
         agent = self.agent
         self.user_turns += 1
+        self._turn_calls = {}
         first_call = len(self.calls)
         new = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
         self.messages.extend(new)
@@ -306,13 +321,17 @@ class Session:
 
     def _request(self) -> ModelRequest:
         agent = self.agent
-        system = [p for p in (agent.system_prompt, self.runtime.instructions) if p]
+        profile = agent.profile
+        system = [p for p in (agent.system_prompt, profile.instructions, self.runtime.instructions) if p]
         messages = list(self.messages)
+        head: list[Message] = []
+        if messages and messages[0].role == "system":
+            system.insert(0, messages.pop(0).content)
         if system:
-            if messages and messages[0].role == "system":
-                messages[0] = Message("system", "\n\n".join([messages[0].content, *system]))
-            else:
-                messages.insert(0, Message("system", "\n\n".join(system)))
+            head.append(Message("system", "\n\n".join(system)))
+        if profile.example is not None:  # a fixed prefix: the provider's cache keeps it
+            head.extend(profile.example(agent.mode == "async"))
+        messages[:0] = head
         self._sent = len(self.messages)
         return ModelRequest(
             messages=messages,
@@ -345,18 +364,17 @@ class Session:
         self.trace.model_step(step, t0, self.trace.now(), response)
         # pair early-dispatched calls with the response's calls before ids are made unique:
         # ids may be missing or repeated, so match the announced object (or its content), in order
+        announced = deque(self._announced)  # the match is almost always the first: O(1) each
         for i, tc in enumerate(response.tool_calls):
             key = (tc.id, tc.name, tc.arguments)
             j = next(
-                (
-                    j
-                    for j, (a, _) in enumerate(self._announced)
-                    if a is tc or (a.id, a.name, a.arguments) == key
-                ),
+                (j for j, (a, _) in enumerate(announced) if a is tc or (a.id, a.name, a.arguments) == key),
                 None,
             )
             if j is not None:
-                self._dispatched[i] = self._announced.pop(j)[1]
+                self._dispatched[i] = announced[j][1]
+                del announced[j]
+        self._announced = list(announced)
         seen: set[str] = set()
         for i, call in enumerate(response.tool_calls):
             if not call.id or call.id in seen:  # ids must be unique for the protocol round trip
@@ -374,7 +392,15 @@ class Session:
 
     def _submit(self, tc: ToolCall, step: int) -> Call:
         self._check_open()
-        return self.runtime.submit(tc.name, tc.arguments, call_id=tc.id, user_turn=self.user_turns, step=step)
+        if self.agent.profile.answer_repeats:
+            key = (tc.name, _canonical(tc.arguments))
+            earlier = self._turn_calls.get(key)
+            if earlier is not None:
+                return self.runtime.repeat(earlier, call_id=tc.id, user_turn=self.user_turns, step=step)
+        call = self.runtime.submit(tc.name, tc.arguments, call_id=tc.id, user_turn=self.user_turns, step=step)
+        if self.agent.profile.answer_repeats and call.error is None:
+            self._turn_calls[key] = call
+        return call
 
     async def _answer_calls(self, response: ModelResponse, step: int) -> None:
         """Append one tool message per call, in the order the model wrote them."""

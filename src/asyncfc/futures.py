@@ -129,20 +129,25 @@ class ReferenceError_(LookupError):
 def find_references(arguments: Any) -> set[int]:
     """Sequence numbers of every future referenced anywhere in the arguments."""
     found: set[int] = set()
-
-    def visit(v: Any) -> None:
+    stack = [arguments]
+    while stack:
+        v = stack.pop()
         if isinstance(v, str):
-            found.update(int(m.group(1)) for m in REFERENCE.finditer(v))
+            if FUTURE_PREFIX in v:  # most strings name no future: skip the regex
+                found.update(int(m.group(1)) for m in REFERENCE.finditer(v))
         elif isinstance(v, Mapping):
-            for k, item in v.items():
-                visit(k)
-                visit(item)
+            stack.extend(v.keys())
+            stack.extend(v.values())
         elif isinstance(v, list):
-            for item in v:
-                visit(item)
-
-    visit(arguments)
+            stack.extend(v)
     return found
+
+
+def holds_reference(value: Any) -> bool:
+    """Whether a reference occurs anywhere in ``value`` (cheap for plain values)."""
+    if isinstance(value, str):
+        return FUTURE_PREFIX in value and REFERENCE.search(value) is not None
+    return isinstance(value, (Mapping, list)) and bool(find_references(value))
 
 
 def is_reference(value: Any) -> bool:
@@ -246,9 +251,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
+_PLAIN = (str, int, float, bool)
+
+
 def jsonable(value: Any) -> Any:
     """A tool's result as JSON-able data; anything that is not becomes its ``repr`` text
     (non-UTF-8 bytes, circular structures, objects without a JSON form)."""
+    if value is None or type(value) in _PLAIN:
+        return value
     try:
         return to_jsonable_python(value, fallback=repr)
     except Exception:  # noqa: BLE001 - pydantic raises several kinds here

@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import CallError, ConfigurationError, ErrorKind, SessionClosedError, ToolDefinitionError
 from .executor import Executor
-from .futures import AWAIT_TOOL, FUTURE_PREFIX, Resolved, as_text, dumps, placeholder, widen_schema
+from .futures import AWAIT_TOOL, FUTURE_PREFIX, Resolved, as_text, dumps, future_id, placeholder, widen_schema
 from .scheduler import Call, Mode, Scheduler
 from .tools import Tool
 from .trace import Trace
@@ -149,10 +149,27 @@ class Runtime:
                 left = call.emitted_at + self.grace_s - self.trace.now()
                 if left > 0:
                     await call.future.wait(left)
+        note = self._repeat_note(call)
+        if call.done and self.mode != "async":
+            text = self.sync_text(call)
+            return f"{text}\n({note})" if note else text
         if call.done:
-            return dumps(self.deliver(call)) if self.mode == "async" else self.sync_text(call)
-        self._placeheld.append(call)
-        return json.dumps(placeholder(call.id, self._output_example(call)))
+            body = self.deliver(call)
+        else:
+            self._placeheld.append(call)
+            body = placeholder(call.id, self._output_example(call))
+        if note:
+            body["note"] = note
+        return dumps(body)
+
+    def _repeat_note(self, call: Call) -> str:
+        if call.repeat_of is None:
+            return ""
+        same = f" {future_id(call.repeat_of)}" if self.mode == "async" else ""
+        return (
+            f"this repeats an earlier identical call{same}, so it was not run again; do not repeat it: "
+            "go on with the next step, or answer if the task is done"
+        )
 
     async def call(self, name: str, arguments: str | Mapping[str, Any], call_id: str | None = None) -> Reply:
         """Submit one call and return its tool-message text, with earlier values piggybacked."""
@@ -167,6 +184,12 @@ class Runtime:
         return Reply(with_earlier(text, [self.deliver_json(c) for c in ready]), call, [*own, *ready])
 
     # -- delivery -----------------------------------------------------------------
+
+    def repeat(self, original: Call, *, call_id: str = "", user_turn: int = 0, step: int = 0) -> Call:
+        """Take a call identical to ``original`` without running it again: it gets the same outcome."""
+        if self.closed:
+            raise SessionClosedError("this runtime is closed")
+        return self.scheduler.repeat(original, call_id, user_turn=user_turn, step=step)
 
     def take_ready(self) -> list[Call]:
         """Calls answered with a placeholder that have resolved since; marked delivered.

@@ -22,6 +22,7 @@ from .futures import (
     ReferenceError_,
     find_references,
     future_id,
+    holds_reference,
     jsonable,
     nesting_exceeds,
     substitute,
@@ -32,7 +33,7 @@ from .trace import Trace
 Mode = Literal["sync", "parallel", "async"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """One call of a session, from emission to delivery. Times are trace seconds."""
 
@@ -56,6 +57,8 @@ class Call:
     finished_at: float | None = None
     delivered_at: float | None = None
     ran: bool = False
+    repeat_of: int | None = None
+    """The earlier identical call this one was answered from instead of running (see ModelProfile)."""
     deliveries: int = 0
     """How often the runtime put this call's resolution into the transcript (must end at 1)."""
     future: Future = field(init=False)
@@ -187,8 +190,7 @@ def _parse(raw: str) -> dict[str, Any] | str:
     return arguments
 
 
-def _holds_reference(value: Any) -> bool:
-    return bool(find_references(value))
+_holds_reference = holds_reference
 
 
 class Scheduler:
@@ -276,6 +278,28 @@ class Scheduler:
         self._tasks[call] = task
         task.add_done_callback(lambda _: self._tasks.pop(call, None))
         return call
+
+    def repeat(self, original: Call, call_id: str, *, user_turn: int = 0, step: int = 0) -> Call:
+        """Take a call that repeats ``original``: it resolves to the same outcome without running."""
+        call = Call(len(self.calls) + 1, call_id, original.name, original.raw_arguments, user_turn, step)
+        call.emitted_at = self.trace.now()
+        call.arguments = original.arguments
+        call.repeat_of = original.seq
+        self.calls.append(call)
+        task = asyncio.create_task(self._mirror(call, original), name=f"asyncfc:{call.id}:repeat")
+        self._tasks[call] = task
+        task.add_done_callback(lambda _: self._tasks.pop(call, None))
+        return call
+
+    async def _mirror(self, call: Call, original: Call) -> None:
+        try:
+            await original.future.wait()
+        except asyncio.CancelledError:
+            reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
+            self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
+            raise
+        call.resolved_arguments = original.resolved_arguments
+        self._resolve(call, value=original.value, error=original.error)
 
     def _fail(self, call: Call, kind: ErrorKind, message: str) -> Call:
         call.finished_at = self.trace.now()

@@ -8,7 +8,7 @@ the agent decides whether to dispatch it then (early dispatch) or at the end.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Union, runtime_checkable
 
@@ -177,6 +177,23 @@ class ResponseDone:
 
 
 ModelEvent = Union[TextDelta, ToolCallReady, ResponseDone]
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What one model needs to do multi-step tool tasks well, applied alike in every mode.
+
+    A model may carry one as its ``profile`` attribute; the agent then adds the profile's
+    instructions to the system message and its worked example before the conversation
+    (a fixed prefix, so the provider's prompt cache keeps it), and answers a call that
+    repeats an earlier identical one in the same user turn from that call instead of
+    running it again.
+    """
+
+    instructions: str = ""
+    example: Callable[[bool], Sequence[Message]] | None = None
+    """A finished example task as messages, in its sync (False) or async (True) form."""
+    answer_repeats: bool = False
 
 
 @runtime_checkable

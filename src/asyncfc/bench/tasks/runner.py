@@ -129,15 +129,6 @@ def _consistency(calls: Sequence[Call]) -> list[str]:
     return out
 
 
-async def _close(agent: Agent) -> None:
-    """Release the agent's own executor (``Agent.close`` may be sync or async)."""
-    close = getattr(agent, "close", None)
-    if callable(close):
-        result = close()
-        if inspect.isawaitable(result):
-            await result
-
-
 async def run_task(
     task: Task, mode: Mode, model: Model, config: Config, *, run: int = 0, executor: Executor | None = None
 ) -> Run:
@@ -174,7 +165,7 @@ async def run_task(
         out.reason = f"model error: {exc}"[:300]
     finally:
         if executor is None:
-            await _close(agent)
+            await agent.close()
     tool_calls = [c for c in calls if c.name != AWAIT_TOOL]
     out.calls = len(tool_calls)
     out.tool_s = sum(call_duration(c) for c in tool_calls)
@@ -208,7 +199,7 @@ async def warm_up(model: Model, mode: Mode, config: Config) -> None:
         if "cannot reach" in str(exc) or "Connection" in str(exc):
             raise EndpointUnreachable(str(exc)) from exc
     finally:
-        await _close(agent)
+        await agent.close()
 
 
 async def run_suite(
@@ -235,11 +226,5 @@ async def run_suite(
                     if on_run is not None:
                         on_run(run)
     finally:
-        close = getattr(executor, "close", None)
-        if callable(close):
-            result = close()
-            if inspect.isawaitable(result):
-                await result
-        else:
-            executor.shutdown()
+        await executor.close()
     return runs
