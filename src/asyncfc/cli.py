@@ -203,84 +203,104 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo_task(base_url: str, model_name: str, mode: Mode, size: str) -> tuple[Any, Any]:
-    from .agent import Agent
-    from .demo import DEMO_TASK, SYSTEM_PROMPT, Errands, task_messages
-    from .models.openai_chat import OpenAIChatModel
-
-    world = Errands()
-    async with OpenAIChatModel(
-        model_name, base_url=base_url, temperature=0.0, seed=0, max_tokens=256, name=f"qwen2.5-coder-{size}"
-    ) as model:
-        agent = Agent(model, world.tools(), mode=mode, system_prompt=SYSTEM_PROMPT, max_steps=8)
-        result = await agent.run(task_messages(DEMO_TASK, mode))
-    return result, world
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from .bench.synthetic import Workload, run_synthetic
-    from .demo import DEMO_TASK, TASKS, summary
     from .trace import plot_timeline
 
-    console.rule("1. synthetic workload (scripted model, simulated decode)")
+    report: dict[str, Any] = {}
+    show = console
+    show.rule("1. synthetic workload (scripted model, simulated decode)")
     data = asyncio.run(run_synthetic(Workload()))
-    out.print(_mode_table("4 chains x 3 dependent calls, 0.2 s per call, 0.05 s decode per call", data))
-    out.print(
-        f"ideal {data['ideal_s']:.3f} s; async reaches {data.get('efficiency', 0):.0%} of the ideal saving"
-    )
+    if not args.json:
+        out.print(_mode_table("4 chains x 3 dependent calls, 0.2 s per call, 0.05 s decode per call", data))
+        out.print(
+            f"ideal {data['ideal_s']:.3f} s; async reaches {data.get('efficiency', 0):.0%} of the ideal saving"
+        )
+    report["synthetic"] = {m: data["modes"][m]["wall_s"] for m in data["modes"]}
     if args.no_llm:
+        if args.json:
+            print(json.dumps(report))
         return 0 if data["consistent"] else 1
-    from . import local
+    from . import demo, local
 
-    console.rule(f"2. a real model: Qwen2.5-Coder {args.size} through llama-server")
+    show.rule(f"2. a real model: Qwen2.5-Coder {args.size} through llama-server")
     try:
-        server = local.ensure_server(args.size)
+        was_running = local.running(args.size)
+        model = local.model(args.size, name=f"qwen2.5-coder-{args.size}")
+        warm = local.model(args.size, max_tokens=1, client=model.client)
     except local.LocalModelError as exc:
-        console.print(f"[red]local model unavailable:[/red] {exc}")
+        show.print(f"[red]local model unavailable:[/red] {exc}")
         return 3
-    task = next(t for t in TASKS.values() if t.prompt == DEMO_TASK)
-    out.print(f"task: {DEMO_TASK}", markup=False)
-    out.print(
-        "tools sleep like real APIs (exchange rate 1.5 s, multiply 0.3 s, file write 0.3 s); temperature 0; "
-        "the prompt has a system prompt and one worked example (asyncfc.demo.task_messages)",
+    show.print(f"task: {demo.TASK}", markup=False)
+    show.print(
+        f"get_weather sleeps {args.lookup_latency:g} s (a slow web API), send_email 0.3 s; temperature 0; "
+        "no example written for this task (the embedded model's profile only); a warm prompt cache per mode",
         style="dim",
     )
-    results: dict[str, Any] = {}
-    failed: list[str] = []
-    for mode in ("sync", "async"):
-        with console.status(f"running the task in {mode} mode ..."):
-            result, world = asyncio.run(_demo_task(server.base_url, server.model, mode, args.size))
-        results[mode] = result
-        problems = task.problems(world)
-        if result.stop_reason != "answer":
-            problems.append(f"no final answer ({result.stop_reason})")
-        if problems:
-            failed.append(mode)
-        out.print(
-            f"[bold]{mode}[/bold]: {result.wall_s:.1f} s wall, {result.model_s:.1f} s in the model, "
-            f"{result.steps} model steps"
-        )
-        for line in summary(result.calls):
-            out.print(f"   {line}", markup=False, highlight=False)
-        out.print(f"   answer: {result.text.strip()!r}", markup=False)
-        out.print(f"   files: {world.files}  outbox: {world.outbox}", markup=False)
-        verdict = (
-            "[green]task done[/green]" if not problems else f"[red]task not done:[/red] {'; '.join(problems)}"
-        )
-        out.print(f"   {verdict}")
-    sync_s, async_s = results["sync"].wall_s, results["async"].wall_s
-    if async_s > 0:
-        out.print(
-            f"[bold]speedup async vs sync: {sync_s / async_s:.2f}x[/bold] ({sync_s:.1f} s -> {async_s:.1f} s)"
-        )
+    runs: dict[str, Any] = {}
+    try:
+        for mode in ("sync", "async"):
+            with show.status(f"running the task in {mode} mode ..."):
+                runs[mode] = asyncio.run(demo.run_mode(model, warm, mode, args.lookup_latency))
+            if not args.json:
+                _print_demo_run(runs[mode])
+    finally:
+        note = _release_server(local, args.size, started_here=was_running is None and not args.keep_server)
+    sync_s, async_s = runs["sync"].result.wall_s, runs["async"].result.wall_s
+    speedup = sync_s / async_s if async_s > 0 else None
+    report.update(
+        {
+            "task": demo.TASK,
+            "lookup_latency_s": args.lookup_latency,
+            "email_latency_s": 0.3,
+            "modes": {m: r.to_json() for m, r in runs.items()},
+            "speedup": round(speedup, 3) if speedup else None,
+            "server": note,
+        }
+    )
     png = Path(args.plot)
     plot_timeline(
-        {f"{m} ({r.wall_s:.1f} s)": r.trace for m, r in results.items()},
+        {f"{m} ({r.result.wall_s:.1f} s)": r.result.trace for m, r in runs.items()},
         png,
-        f"Qwen2.5-Coder {args.size}: {DEMO_TASK}",
+        f"Qwen2.5-Coder {args.size}: {demo.TASK}",
     )
-    out.print(f"timeline: {png}")
-    return 1 if failed else 0
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        out.print(f"[bold]speedup async vs sync: {speedup:.2f}x[/bold] ({sync_s:.1f} s -> {async_s:.1f} s)")
+        out.print(f"timeline: {png}")
+    show.print(note, style="dim")
+    return 0 if all(r.done for r in runs.values()) else 1
+
+
+def _print_demo_run(run: Any) -> None:
+    from .demo import summary
+
+    t = run.breakdown()
+    out.print(
+        f"[bold]{run.mode}[/bold]: {t['wall_s']:.1f} s wall = model {t['model_s']:.1f} s "
+        f"(prefill {t['prefill_s']:.1f} s, decode {t['decode_s']:.1f} s) + tools {t['tools_s']:.1f} s "
+        f"- overlap {t['overlap_s']:.1f} s; {run.result.steps} model steps"
+    )
+    for line in summary(run.result.calls):
+        out.print(f"   {line}", markup=False, highlight=False)
+    out.print(f"   answer: {run.result.text.strip()!r}", markup=False)
+    verdict = (
+        "[green]task done[/green]" if run.done else f"[red]task not done:[/red] {'; '.join(run.problems)}"
+    )
+    out.print(f"   {verdict}")
+
+
+def _release_server(local: Any, size: str, *, started_here: bool) -> str:
+    """Stop a server this command started; otherwise say that it is still running."""
+    if started_here:
+        local.stop(size)
+        return f"stopped the {size} llama-server this command started"
+    server = local.running(size)
+    where = f" at {server.base_url}" if server else ""
+    return (
+        f"the {size} llama-server is still running{where} (stop it with `asyncfc model stop --size {size}`)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -366,6 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", choices=["0.5b", "1.5b"], default="1.5b", help="local model size (default 1.5b)"
     )
     demo.add_argument("--no-llm", action="store_true", help="skip the real-model part")
+    demo.add_argument(
+        "--lookup-latency",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds each weather lookup takes (default 5, the latency the paper injected)",
+    )
+    demo.add_argument(
+        "--keep-server", action="store_true", help="leave a llama-server this command started running"
+    )
+    demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     demo.add_argument("--plot", default="demo-timeline.png", help="where to write the timeline PNG")
     demo.set_defaults(func=cmd_demo)
     return parser

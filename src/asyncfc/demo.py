@@ -1,19 +1,23 @@
-"""The demo task: a small errand with slow lookups and one dependent action.
+"""The demo: one errand on the embedded model, sync against async, and where the time went.
 
-The tools sleep for realistic latencies (a weather API, an exchange-rate API, an email
-relay). Some calls are independent (two lookups), one depends on the others (the email
-needs their results): the shape where asynchronous calling pays off.
+Three slow, independent lookups feed one dependent action (an email with all three
+values): the shape where asynchronous calling pays. The tools sleep like real web APIs
+(``lookup_s``, 5 s by default, the latency the paper injected per call); the model gets
+nothing written for this task, only the embedded model's profile. Each mode starts with
+a warm prompt cache (one untimed request with the same prefix), so neither pays for the
+other's cache.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models.base import Message, ToolCall
-from .scheduler import Mode
+from .agent import Agent, RunResult
+from .models.base import Model
+from .scheduler import Call, Mode
 from .tools import Tool, tool
 
 WEATHER = {
@@ -22,20 +26,22 @@ WEATHER = {
     "london": "15 C, cloudy",
     "berlin": "12 C, windy",
 }
-RATES = {("EUR", "USD"): 1.08, ("USD", "EUR"): 0.93, ("EUR", "JPY"): 162.4, ("USD", "JPY"): 150.2}
+
+SYSTEM_PROMPT = "You are a helpful assistant. Use the tools to do what the user asks."
+"""What a user would write; the same in every mode."""
+
+TASK = "Get the weather in Paris, Tokyo and London, then email all three to carol@example.com."
 
 
 @dataclass
 class Errands:
-    """The world the tools act on; its final state is what a task is judged by."""
+    """The world the demo's tools act on; its final state is what the demo is judged by."""
 
+    lookup_s: float = 5.0
+    email_s: float = 0.3
     outbox: list[dict[str, str]] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)
-    delay_scale: float = 1.0
 
     def tools(self) -> list[Tool]:
-        scale = self.delay_scale
-
         @tool(pure=True)
         async def get_weather(city: str) -> str:
             """Get the current weather for a city.
@@ -43,30 +49,8 @@ class Errands:
             Args:
                 city: the city name, e.g. Paris
             """
-            await asyncio.sleep(2.0 * scale)
+            await asyncio.sleep(self.lookup_s)
             return f"{city}: {WEATHER.get(city.strip().lower(), '20 C, clear')}"
-
-        @tool(pure=True)
-        async def get_exchange_rate(base: str, quote: str) -> float:
-            """Get the exchange rate from one currency to another.
-
-            Args:
-                base: currency code to convert from, e.g. EUR
-                quote: currency code to convert to, e.g. USD
-            """
-            await asyncio.sleep(1.5 * scale)
-            return RATES.get((base.upper(), quote.upper()), 1.0)
-
-        @tool(pure=True)
-        async def multiply(a: float, b: float) -> float:
-            """Multiply two numbers.
-
-            Args:
-                a: first number
-                b: second number
-            """
-            await asyncio.sleep(0.3 * scale)
-            return round(a * b, 4)
 
         @tool(writes=["outbox"])
         async def send_email(to: str, body: str) -> str:
@@ -76,134 +60,85 @@ class Errands:
                 to: recipient address
                 body: the text of the email
             """
-            await asyncio.sleep(0.5 * scale)
+            await asyncio.sleep(self.email_s)
             self.outbox.append({"to": to, "body": body})
             return f"email sent to {to}"
 
-        @tool(writes=["files/{path}"])
-        async def write_file(path: str, content: str) -> str:
-            """Write a text file.
+        return [get_weather, send_email]
 
-            Args:
-                path: file name, e.g. notes.txt
-                content: the text to write
-            """
-            await asyncio.sleep(0.3 * scale)
-            self.files[path] = content
-            return f"wrote {len(content)} characters to {path}"
-
-        return [get_weather, get_exchange_rate, multiply, send_email, write_file]
-
-
-SYSTEM_PROMPT = (
-    "You are a helpful assistant. Use the tools to do what the user asks, one tool call per message, "
-    "and never make up a value that a tool can give you. Call each tool at most once with the same "
-    "arguments. After the last call the task needs, reply with one plain sentence and no tool call."
-)
-"""A generic system prompt for the demo tools (all modes); the async instructions follow it."""
-
-
-@dataclass(frozen=True)
-class DemoTask:
-    """A small multi-step task and the final state that counts as done."""
-
-    name: str
-    prompt: str
-    files: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """Files that must exist at the end, each with the texts its content must contain."""
-    emails: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    """Emails that must be sent, once each: (recipient, texts the body must contain)."""
-
-    def problems(self, world: Errands) -> list[str]:
-        """What is wrong with the final state (empty: the task was done, exactly once)."""
-        out: list[str] = []
-        if set(world.files) != set(self.files):
-            out.append(f"files {sorted(world.files)}, expected {sorted(self.files)}")
-        for path, texts in self.files.items():
-            if path in world.files and not all(t in world.files[path] for t in texts):
-                out.append(f"{path} is {world.files[path]!r}, expected it to contain {texts}")
-        if len(world.outbox) != len(self.emails):
-            out.append(f"{len(world.outbox)} emails sent, expected {len(self.emails)}")
-        for to, texts in self.emails:
-            if not any(m["to"] == to and all(t in m["body"] for t in texts) for m in world.outbox):
-                out.append(f"no email to {to} containing {texts}: {world.outbox}")
+    def problems(self) -> list[str]:
+        """What is wrong with the final state (empty: the errand was done, exactly once)."""
+        if len(self.outbox) != 1:
+            return [f"{len(self.outbox)} emails sent, expected 1: {self.outbox}"]
+        mail = self.outbox[0]
+        out = [] if mail["to"] == "carol@example.com" else [f"email went to {mail['to']}"]
+        missing = [c for c in ("paris", "tokyo", "london") if WEATHER[c] not in mail["body"]]
+        if missing:
+            out.append(f"the email lacks the weather in {', '.join(missing)}: {mail['body']!r}")
         return out
 
 
-TASKS: dict[str, DemoTask] = {
-    t.name: t
-    for t in (
-        DemoTask(
-            "convert",
-            "Get the EUR to USD exchange rate, multiply 250 by it, and write the result to the file usd.txt.",
-            files={"usd.txt": ("270",)},
-        ),
-        DemoTask(
-            "rates_file",
-            "Get the EUR to USD and the EUR to JPY exchange rates, then write both to the file eur.txt.",
-            files={"eur.txt": ("1.08", "162.4")},
-        ),
-        DemoTask(
-            "weather_email",
-            "Get the weather in London, then email it to carol@example.com.",
-            emails=[("carol@example.com", (WEATHER["london"],))],
-        ),
-        DemoTask(
-            "weather_file",
-            "Get the weather in Paris, then write it to the file paris.txt.",
-            files={"paris.txt": (WEATHER["paris"],)},
-        ),
-    )
-}
-"""Tasks the local 1.5B model completes in sync and async mode (see tests/test_llm.py)."""
+@dataclass
+class ModeRun:
+    """One mode's run of the errand."""
 
-DEMO_TASK = TASKS["convert"].prompt
+    mode: Mode
+    result: RunResult
+    problems: list[str]
 
+    @property
+    def done(self) -> bool:
+        return not self.problems and self.result.stop_reason == "answer"
 
-def worked_example(mode: Mode) -> list[Message]:
-    """One finished task as earlier conversation turns (a few-shot example), in ``mode``'s form.
+    def breakdown(self) -> dict[str, float]:
+        """Where the wall time went: prefill, decode, tools, and how much of it overlapped."""
+        usage = self.result.usage
+        tools = sum(_duration(c) for c in self.result.calls)
+        busy = self.result.model_s + tools
+        return {
+            "wall_s": self.result.wall_s,
+            "model_s": self.result.model_s,
+            "prefill_s": usage.prefill_s,
+            "decode_s": usage.decode_s,
+            "tools_s": tools,
+            "overlap_s": max(0.0, busy - self.result.wall_s),
+        }
 
-    Small models (Qwen2.5-Coder 1.5B) follow a demonstration far better than rules: with it
-    they make each call once, pass placeholders on in async mode and stop after the last
-    call. In async mode the example shows what the runtime really shows: one earlier value
-    already delivered (``rewrite``), the newest calls still pending, and the model writing
-    ids for both values, delivered or not. Its future ids (97-99) are not those of a fresh
-    session's first calls, so the model must read the ids it is given.
-    """
-    is_async = mode == "async"
-
-    def result(seq: int, value: Any, pending: bool) -> str:
-        if not is_async:
-            return str(value)
-        if pending:
-            return json.dumps({"future": f"fut_{seq}", "status": "pending"})
-        return json.dumps({"future": f"fut_{seq}", "status": "resolved", "value": value})
-
-    def call(i: int, name: str, args: dict[str, Any]) -> Message:
-        return Message("assistant", "", [ToolCall(f"example_{i}", name, json.dumps(args))])
-
-    content = "EUR: fut_97\nUSD: fut_98" if is_async else "EUR: 1.17\nUSD: 1.27"
-    return [
-        Message(
-            "user",
-            "Get the GBP to EUR and the GBP to USD exchange rates, then write both to the file gbp.txt.",
-        ),
-        call(1, "get_exchange_rate", {"base": "GBP", "quote": "EUR"}),
-        Message("tool", result(97, 1.17, pending=False), tool_call_id="example_1"),
-        call(2, "get_exchange_rate", {"base": "GBP", "quote": "USD"}),
-        Message("tool", result(98, 1.27, pending=True), tool_call_id="example_2"),
-        call(3, "write_file", {"path": "gbp.txt", "content": content}),
-        Message("tool", result(99, "wrote 20 characters to gbp.txt", pending=True), tool_call_id="example_3"),
-        Message("assistant", "I wrote both GBP exchange rates to gbp.txt."),
-    ]
+    def to_json(self) -> dict[str, Any]:
+        usage = self.result.usage
+        return {
+            **{k: round(v, 3) for k, v in self.breakdown().items()},
+            "done": self.done,
+            "problems": self.problems,
+            "steps": self.result.steps,
+            "calls": [f"{c.name}({c.raw_arguments})" for c in self.result.calls],
+            "answer": self.result.text,
+            "prompt_tokens": usage.input_tokens,
+            "cached_prompt_tokens": usage.cached_input_tokens,
+        }
 
 
-def task_messages(task: str, mode: Mode) -> list[Message]:
-    """The worked example, then ``task`` as the user's request: what to pass to ``Agent.run``."""
-    return [*worked_example(mode), Message("user", task)]
+def _duration(call: Call) -> float:
+    if call.started_at is None or call.finished_at is None:
+        return 0.0
+    return call.finished_at - call.started_at
 
 
-def summary(calls: list[Any]) -> list[str]:
+async def warm_up(warm_model: Model, mode: Mode, world: Errands) -> None:
+    """One untimed request with the mode's real prefix (system prompt, example, tools)."""
+    async with Agent(warm_model, world.tools(), mode=mode, system_prompt=SYSTEM_PROMPT, max_steps=1) as agent:
+        await agent.run("Hello")
+
+
+async def run_mode(model: Model, warm_model: Model, mode: Mode, lookup_s: float) -> ModeRun:
+    world = Errands(lookup_s=lookup_s)
+    await warm_up(warm_model, mode, Errands(lookup_s=0.0))
+    async with Agent(model, world.tools(), mode=mode, system_prompt=SYSTEM_PROMPT, max_steps=10) as agent:
+        result = await agent.run(TASK)
+    return ModeRun(mode, result, world.problems())
+
+
+def summary(calls: Sequence[Call]) -> list[str]:
     """One line per call: id, name, arguments as the model wrote them, outcome; for a call
     that referenced futures, a second line with the arguments the tool actually ran with."""
     lines = []
@@ -212,5 +147,5 @@ def summary(calls: list[Any]) -> list[str]:
         lines.append(f"{c.id:6} {c.name}({c.raw_arguments}) -> {outcome}")
         if c.deps and c.resolved_arguments is not None:
             waited = ", ".join(f"fut_{d}" for d in c.deps)
-            lines.append(f"{'':6}   ran with {json.dumps(c.resolved_arguments)} (after {waited})")
+            lines.append(f"{'':6}   ran with {c.resolved_arguments} (after {waited})")
     return lines

@@ -72,6 +72,12 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, help="also write the full JSON here (and each run, as it ends, to OUT.runs.jsonl)"
     )
+    p.add_argument(
+        "--no-profile",
+        dest="profile",
+        action="store_false",
+        help="run the embedded model without its profile (worked example, repeats answered; default: with)",
+    )
     p.add_argument("--list", action="store_true", help="list the tasks and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=cmd_bench_tasks)
@@ -165,7 +171,13 @@ async def _run(
         delivery=args.delivery,
         max_steps=args.max_steps,
     )
-    model = OpenAIChatModel(
+    # the embedded model comes with its profile (worked example, repeats answered) unless --no-profile
+    cls: type[OpenAIChatModel] = OpenAIChatModel
+    if not (args.model or args.base_url) and args.profile:
+        from ...local import LocalModel
+
+        cls = LocalModel
+    model = cls(
         model_name,
         base_url=base_url,
         api_key=args.api_key,
@@ -173,7 +185,7 @@ async def _run(
         seed=args.seed,
         max_tokens=args.max_tokens,
     )
-    warm = OpenAIChatModel(model_name, client=model.client, temperature=0.0, seed=args.seed, max_tokens=1)
+    warm = cls(model_name, client=model.client, temperature=0.0, seed=args.seed, max_tokens=1)
     started = time.perf_counter()
     total = len(tasks) * len(modes) * args.runs
     with Progress(

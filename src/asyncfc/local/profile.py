@@ -1,0 +1,120 @@
+"""What the embedded Qwen2.5-Coder models need to do multi-step tool tasks, and
+:func:`model`, the embedded model ready to use.
+
+Measured on the 1.5B (``asyncfc bench tasks``): rules alone make a small model repeat
+calls or invent values; one finished example task in the conversation makes it call each
+tool once, pass values (or, in async mode, future ids) on, await a value before deciding
+on it, and stop. The example uses tools of its own (``lookup_price``, ``save_note``), so
+it teaches the shape of a task, not a particular tool list; it comes in the form each
+mode really shows, so sync and async get the same lesson.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..futures import AWAIT_TOOL
+from ..models.base import Message, ModelProfile, ToolCall
+from ..models.openai_chat import OpenAIChatModel
+from .server import ensure_server
+from .weights import DEFAULT_SIZE
+
+INSTRUCTIONS = (
+    "Call one tool per message. The example task before the user's request shows how to work: "
+    "its tools (lookup_price, save_note) may not be available now; use only the tools you are given."
+)
+
+_TASK = (
+    "Look up the prices of coffee and tea, and save a note with both prices. "
+    "If tea costs less than 2 dollars, also save a note that says 'buy tea'."
+)
+
+
+def _example(is_async: bool) -> list[Message]:
+    """One finished task: two lookups, a note with both values, a decision on one of them."""
+    messages: list[Message] = [Message("user", _TASK)]
+    n = 0
+
+    def call(name: str, args: dict[str, Any], result: Any) -> None:
+        nonlocal n
+        n += 1
+        call_id = f"example_{n}"
+        messages.append(Message("assistant", "", [ToolCall(call_id, name, json.dumps(args))]))
+        text = result if isinstance(result, str) else json.dumps(result)
+        messages.append(Message("tool", text, tool_call_id=call_id))
+
+    if not is_async:
+        call("lookup_price", {"item": "coffee"}, "4.5")
+        call("lookup_price", {"item": "tea"}, "1.5")
+        call("save_note", {"text": "coffee: 4.5 dollars, tea: 1.5 dollars"}, "saved")
+        call("save_note", {"text": "buy tea"}, "saved")
+    else:
+        pending = {"status": "pending"}
+        call("lookup_price", {"item": "coffee"}, {"future": "fut_91", **pending})
+        call("lookup_price", {"item": "tea"}, {"future": "fut_92", **pending})
+        call(
+            "save_note",
+            {"text": "coffee: fut_91 dollars, tea: fut_92 dollars"},
+            {
+                "future": "fut_93",
+                **pending,
+                "resolved_earlier": [{"future": "fut_91", "status": "resolved", "value": 4.5}],
+            },
+        )
+        call(AWAIT_TOOL, {"ids": ["fut_92"]}, {"future": "fut_92", "status": "resolved", "value": 1.5})
+        call("save_note", {"text": "buy tea"}, {"future": "fut_94", "status": "resolved", "value": "saved"})
+    messages.append(
+        Message(
+            "assistant",
+            "I saved a note with both prices, and since tea costs 1.5 dollars, a note to buy tea.",
+        )
+    )
+    return messages
+
+
+_FORMS = {False: _example(False), True: _example(True)}
+
+EMBEDDED_PROFILE = ModelProfile(
+    instructions=INSTRUCTIONS,
+    example=lambda is_async: _FORMS[is_async],
+    answer_repeats=True,
+)
+"""The profile of the embedded models (the same in every mode, so comparisons stay fair)."""
+
+
+class LocalModel(OpenAIChatModel):
+    """The embedded model: an OpenAI-compatible client of the local llama-server, with its profile."""
+
+    profile = EMBEDDED_PROFILE
+
+
+def model(
+    size: str = DEFAULT_SIZE,
+    *,
+    temperature: float = 0.0,
+    seed: int = 0,
+    max_tokens: int = 384,
+    **options: Any,
+) -> LocalModel:
+    """The embedded model, its server started (pulled and built on first use) or found running.
+
+    Greedy and seeded by default, so runs repeat. The server keeps running after this
+    process ends (so later runs reuse it and its prompt cache); ``asyncfc model stop`` or
+    :func:`asyncfc.local.stop` stops it.
+    """
+    server = ensure_server(size)
+    return LocalModel(
+        server.model,
+        base_url=server.base_url,
+        temperature=temperature,
+        seed=seed,
+        max_tokens=max_tokens,
+        **options,
+    )
+
+
+def example_messages(is_async: bool) -> Sequence[Message]:
+    """The embedded profile's worked example (for inspection and token counting)."""
+    return _FORMS[is_async]
