@@ -320,6 +320,13 @@ class Session:
         )
 
     def _request(self) -> ModelRequest:
+        request = self.next_request()
+        self._sent = len(self.messages)
+        return request
+
+    def next_request(self) -> ModelRequest:
+        """The request the next model step would send (system message, the profile's example,
+        the conversation, the tools): for inspection and for counting prompt tokens."""
         agent = self.agent
         profile = agent.profile
         system = [p for p in (agent.system_prompt, profile.instructions, self.runtime.instructions) if p]
@@ -332,7 +339,6 @@ class Session:
         if profile.example is not None:  # a fixed prefix: the provider's cache keeps it
             head.extend(profile.example(agent.mode == "async"))
         messages[:0] = head
-        self._sent = len(self.messages)
         return ModelRequest(
             messages=messages,
             tools=agent.tool_specs(),

@@ -295,7 +295,7 @@ def widen_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
     props = parameters.get("properties")
     if not isinstance(props, Mapping):
         return out
-    ref = {"type": "string", "description": f"a future reference such as {FUTURE_PREFIX}1"}
+    ref = {"type": "string"}  # a future reference; the async instructions say how to write one
     widened: dict[str, Any] = {}
     for name, schema in props.items():
         if isinstance(schema, Mapping) and schema.get("type") == "string":

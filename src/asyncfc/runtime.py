@@ -26,30 +26,18 @@ from .trace import Trace
 DEFAULT_GRACE_S = 0.2
 """How long a call may take and still be answered with its value instead of a placeholder."""
 
-# Tuned on Qwen2.5-Coder 1.5B (tests/test_llm.py): the one concrete example call is what makes a
-# small model pass ids instead of inventing values; "never repeat a call" and the last sentence keep
-# it from re-issuing a call that is still pending and make it stop.
 ASYNC_INSTRUCTIONS = (
-    'Tool results may be placeholders like {"future": "fut_1", "status": "pending"}: the call is running '
-    "and its value is not known yet. To use its value in a later call, write the placeholder id itself as "
-    'the argument value, alone or inside a longer text (or "fut_1.name" for one field); the runtime fills '
-    'in the real value. Example: a tool returned {"future": "fut_7", "status": "pending"}; to email that '
-    'value you call send_email with {"to": "x@y.com", "body": "fut_7"}. Never invent a value and never '
-    f"repeat a call: a pending call finishes by itself. Call {AWAIT_TOOL} only if you must see a value to "
-    "decide what to do next. When the last step of the task has been called, reply with one plain sentence."
+    'A tool result may be a placeholder like {"future": "fut_1", "status": "pending"}: the call is still '
+    'running. Pass "fut_1" (or "fut_1.field"), alone or inside a text, as an argument and the runtime fills '
+    f"in its value. Never invent a value or repeat a pending call; call {AWAIT_TOOL} first if you must see "
+    "a value to decide what to do."
 )
 """Shown to the model in async mode only: a few lines that explain placeholders."""
 
 AWAIT_SPEC: dict[str, Any] = {
     "name": AWAIT_TOOL,
-    "description": "Wait until the given futures are resolved and return their values.",
-    "parameters": {
-        "type": "object",
-        "properties": {
-            "ids": {"type": "array", "items": {"type": "string"}, "description": "future ids, e.g. fut_1"}
-        },
-        "required": ["ids"],
-    },
+    "description": "Wait for futures and return their values.",
+    "parameters": {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}}}},
 }
 
 EARLIER = "resolved_earlier"

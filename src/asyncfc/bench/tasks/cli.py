@@ -236,10 +236,30 @@ async def _run(
             "runs": args.runs,
             "temperature": 0.0,
             "seed": args.seed,
+            "profile": cls is not OpenAIChatModel,
         },
         elapsed_s=round(time.perf_counter() - started, 1),
+        async_prompt_overhead=None
+        if args.model or args.base_url
+        else _async_overhead(base_url, model, config),
     )
     return data
+
+
+def _async_overhead(base_url: str | None, model: Any, config: Any) -> dict[str, int] | None:
+    """Prompt tokens async mode adds, counted by llama-server's own template and tokenizer."""
+    from ...agent import Agent
+    from ...local.tokens import async_overhead
+    from .world import World
+
+    if base_url is None or "sync" not in config.modes or "async" not in config.modes:
+        return None
+    tools = World().tools()
+    sync, asyn = (Agent(model, tools, **config.options(m)) for m in ("sync", "async"))
+    try:
+        return async_overhead(base_url, sync, asyn)
+    except Exception:  # noqa: BLE001 - a server without /apply-template: report nothing
+        return None
 
 
 def _list(tasks: Any) -> int:
