@@ -104,6 +104,8 @@ def _ints(text: str) -> list[int]:
 def cmd_bench_overhead(args: argparse.Namespace) -> int:
     from .bench.overhead import measure
 
+    if args.server:
+        return _bench_overhead_server(args)
     with console.status("measuring runtime overhead per call ..."):
         data = asyncio.run(measure(args.modes, args.in_flight, args.labels))
     if args.json:
@@ -128,6 +130,29 @@ def cmd_bench_overhead(args: argparse.Namespace) -> int:
         out.print(
             f"{mode}: growth {row['growth']}x from fewest to most in flight; at 1000 calls, {labels} us/call"
         )
+    return 0
+
+
+def _bench_overhead_server(args: argparse.Namespace) -> int:
+    from .bench.overhead import measure_server
+
+    with console.status("measuring client CPU per call against an instant server ..."):
+        data = asyncio.run(measure_server(repeats=args.repeats))
+    if args.json:
+        _print_json(data)
+        return 0
+    table = Table(
+        title="client CPU per call (instant tools, instant server in another process), microseconds"
+    )
+    for col in ("workload", "system", "CPU per call", "vs bare"):
+        table.add_column(col, justify="right")
+    for name, w in data["workloads"].items():
+        for system, row in {**w["baseline"], **w["modes"]}.items():
+            extra = row.get("extra_us_vs_bare")
+            table.add_row(
+                name, system, f"{row['cpu_us_per_call']:.0f}", "" if extra is None else f"{extra:+.0f}"
+            )
+    out.print(table)
     return 0
 
 
@@ -340,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", type=_ints, default=[1, 10, 100, 1000], help="distinct labels (at 1000 calls)"
     )
     ovh.add_argument("--json", action="store_true", help="print one JSON object")
+    ovh.add_argument(
+        "--server",
+        action="store_true",
+        help="client CPU per call of every mode and a bare SDK loop against an instant server in another process",
+    )
+    ovh.add_argument("--repeats", type=int, default=3, help="with --server: measured rounds (median)")
     ovh.set_defaults(func=cmd_bench_overhead)
 
     load = bench.add_parser("load", help="many concurrent multi-turn sessions, optionally with faults")

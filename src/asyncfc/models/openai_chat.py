@@ -23,10 +23,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection,
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import anyio
 import openai
-from openai import AsyncOpenAI, AsyncStream
+from openai import AsyncOpenAI
+from openai._response import AsyncAPIResponse
 from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from ..errors import ModelError
@@ -82,12 +84,55 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     return out
 
 
+def _wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """:func:`to_openai_messages`, converting each message once per version of it.
+
+    A step's request repeats the whole history: the converted form is kept on the message,
+    keyed by what a host changes (``content``, replaced by delivery; the ``tool_calls`` list
+    and ``tool_call_id``), so only new or edited messages are converted again.
+    """
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        state = m.__dict__
+        key = (m.content, m.tool_call_id, m.tool_calls, len(m.tool_calls))
+        cached = state.get(_WIRE)
+        if cached is None or not _same(cached[0], key):
+            cached = state[_WIRE] = (key, to_openai_messages([m])[0])
+        out.append(cached[1])
+    return out
+
+
+_WIRE = "_asyncfc_openai_wire"
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Same content object (or equal text), same id, same calls list of the same length."""
+    return (a[0] is b[0] or a[0] == b[0]) and a[1] == b[1] and a[2] is b[2] and a[3] == b[3]
+
+
+def _sdk_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` for ``chat.completions.create`` with the messages and tools sent as they are.
+
+    ``create`` re-validates every message of the history against its typed schema on every
+    request (Python work that grows with the history, more than the rest of a step); these
+    are plain JSON built here, so they go in ``extra_body``, which the SDK sends unchanged.
+    """
+    kwargs = dict(params)
+    body = {
+        "messages": kwargs.pop("messages"),
+        **({"tools": kwargs.pop("tools")} if "tools" in kwargs else {}),
+    }
+    kwargs["messages"] = []  # required by create(); the body's messages take its place
+    kwargs["extra_body"] = {**body, **(kwargs.get("extra_body") or {})}
+    return kwargs
+
+
 def to_openai_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Tool specs ``{"name", "description", "parameters"}`` wrapped as function tools."""
     return [{"type": "function", "function": dict(spec)} for spec in tools]
 
 
-def usage_from_openai(usage: CompletionUsage | None, timings: object = None) -> Usage:
+def usage_from_openai(usage: CompletionUsage | Mapping[str, Any] | None, timings: object = None) -> Usage:
     """A step's :class:`Usage` from OpenAI ``usage`` and, if present, llama-server ``timings``.
 
     ``usage.prompt_tokens`` counts the whole prompt and ``prompt_tokens_details.cached_tokens``
@@ -97,7 +142,12 @@ def usage_from_openai(usage: CompletionUsage | None, timings: object = None) -> 
     and the token counts when a server sends no ``usage``.
     """
     out = Usage()
-    if usage is not None:
+    if isinstance(usage, Mapping):  # the lean stream parser hands over the JSON object
+        out.input_tokens = _count(usage.get("prompt_tokens"))
+        out.output_tokens = _count(usage.get("completion_tokens"))
+        details = usage.get("prompt_tokens_details")
+        out.cached_input_tokens = _count(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    elif usage is not None:
         out.input_tokens = usage.prompt_tokens or 0
         out.output_tokens = usage.completion_tokens or 0
         details = usage.prompt_tokens_details
@@ -115,6 +165,11 @@ def usage_from_openai(usage: CompletionUsage | None, timings: object = None) -> 
             out.decode_s = _number(timings.get("predicted_ms")) / 1000
             out.timing = "server"
     return out
+
+
+def _count(value: object) -> int:
+    """A token count from JSON; anything but a number counts as 0."""
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _number(value: object) -> float:
@@ -148,23 +203,26 @@ class _CallAssembler:
         self._released = 0
 
     def add(self, delta: ChoiceDeltaToolCall) -> list[ToolCall]:
-        """Feed one delta; returns the calls that became ready because a later one started."""
-        slot = self._current.get(delta.index)
+        """Feed one SDK delta; returns the calls that became ready because a later one started."""
+        fn = delta.function
+        return self.add_parts(delta.index, delta.id, fn and fn.name, fn and fn.arguments)
+
+    def add_parts(self, index: Any, id: Any, name: Any, arguments: Any) -> list[ToolCall]:
+        """Feed one delta's fields (``None`` where absent); see :meth:`add`."""
+        slot = self._current.get(index)
         # A new index starts a new call; so does a fresh id at a reused index (some servers
         # send every call complete at index 0).
-        if slot is None or (delta.id and slot.id and delta.id != slot.id):
-            slot = _Slot(index=delta.index)
+        if slot is None or (id and slot.id and id != slot.id):
+            slot = _Slot(index=index)
             self.slots.append(slot)
-            self._current[delta.index] = slot
-        if delta.id:
-            slot.id = delta.id
-            self._used.add(delta.id)  # generated ids must not collide with the server's
-        fn = delta.function
-        if fn is not None:
-            if fn.name and not slot.name:
-                slot.name = fn.name  # sent once; some servers repeat it, never split it
-            if fn.arguments:
-                slot.args.append(fn.arguments)
+            self._current[index] = slot
+        if id:
+            slot.id = id
+            self._used.add(id)  # generated ids must not collide with the server's
+        if name and not slot.name:
+            slot.name = name  # sent once; some servers repeat it, never split it
+        if arguments:
+            slot.args.append(arguments)
         return self._release(upto=len(self.slots) - 1, force=False)
 
     def finish(self) -> list[ToolCall]:
@@ -196,6 +254,75 @@ def _is_complete_json(text: str) -> bool:
     except (ValueError, RecursionError):  # model text: any depth
         return False
     return True
+
+
+def _transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(timeouts, other transport errors) of the HTTP library under the SDK, as its stream maps them."""
+    try:  # openai 3.x runs on httpx2
+        from openai._httpx2 import request_exceptions, timeout_exceptions
+
+        return timeout_exceptions(), request_exceptions()
+    except ImportError:  # older SDKs run on httpx
+        import httpx
+
+        return (httpx.TimeoutException,), (httpx.RequestError,)
+
+
+_TIMEOUTS, _TRANSPORT = _transport_errors()
+_DRAIN_S = 0.1
+
+
+async def _sse_objects(response: AsyncAPIResponse[Any]) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of a chat-completions event stream, until ``[DONE]``.
+
+    Like the SDK's stream: an object with an ``error`` raises :class:`openai.APIError`, and a
+    timeout or broken connection while reading raises the SDK's timeout or connection error.
+    """
+    data: list[str] = []
+    lines = response.iter_lines()
+    try:
+        async for line in lines:
+            if line.startswith("data:"):
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+            elif not line and data:  # a blank line ends an event
+                text, data = "\n".join(data), []
+                if text.startswith("[DONE]"):
+                    # read the rest of the body (briefly) so an HTTP/1.1 connection can be reused
+                    with anyio.move_on_after(_DRAIN_S):
+                        async for _ in lines:
+                            pass
+                    return
+                obj = _event_object(text, response)
+                if obj is not None:
+                    yield obj
+            # other lines (event names, ids, comments) carry nothing for chat completions
+        obj = _event_object("\n".join(data), response) if data else None  # no blank line at the end
+        if obj is not None:
+            yield obj
+    except openai.APIError:
+        raise
+    except _TIMEOUTS as err:
+        raise openai.APITimeoutError(request=response.http_response.request) from err
+    except _TRANSPORT as err:
+        raise openai.APIConnectionError(request=response.http_response.request) from err
+
+
+def _event_object(text: str, response: AsyncAPIResponse[Any]) -> dict[str, Any] | None:
+    if text.startswith("[DONE]"):
+        return None
+    obj = json.loads(text)
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("error"):
+        raise _stream_error(obj["error"], response)
+    return obj
+
+
+def _stream_error(error: Any, response: AsyncAPIResponse[Any]) -> openai.APIError:
+    message = error.get("message") if isinstance(error, Mapping) else None
+    if not message or not isinstance(message, str):
+        message = "An error occurred during streaming"
+    return openai.APIError(message=message, request=response.http_response.request, body=error)
 
 
 class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
@@ -245,7 +372,7 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
         stream = self.use_stream and request.stream
         params: dict[str, Any] = {
             "model": self.model,
-            "messages": to_openai_messages(request.messages),
+            "messages": _wire_messages(request.messages),
             "stream": stream,
         }
         if request.tools:
@@ -294,36 +421,44 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
     ) -> AsyncGenerator[ModelEvent, None]:
         calls = _CallAssembler(lambda: self._new_id(used), used)
         text: list[str] = []
-        reported: CompletionUsage | None = None
+        reported: Any = None
         timings: object = None
         finish: str | None = None
         ttft: float | None = None
         try:
-            chunks = cast(
-                "AsyncStream[ChatCompletionChunk]", await self.client.chat.completions.create(**params)
-            )
-            try:
-                async for chunk in chunks:
-                    if chunk.usage is not None:
-                        reported = chunk.usage
+            # The SDK makes the request (auth, retries, HTTP errors); the stream's lines are
+            # parsed here with json.loads: the SDK's model object per small chunk cost more
+            # client CPU than the rest of a step.
+            create = self.client.chat.completions.with_streaming_response.create
+            async with create(**_sdk_kwargs(params)) as http:
+                async for chunk in _sse_objects(http):
+                    usage = chunk.get("usage")
+                    if usage is not None:
+                        reported = usage
                     # llama-server puts its timings on the last chunk (the usage chunk, if asked for)
-                    timings = (chunk.model_extra or {}).get("timings", timings)
-                    for choice in chunk.choices[:1]:
-                        delta = choice.delta
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-                        if delta.content:
-                            if ttft is None:
-                                ttft = time.perf_counter() - start
-                            text.append(delta.content)
-                            yield TextDelta(delta.content)
-                        for tc in delta.tool_calls or []:
-                            if ttft is None:
-                                ttft = time.perf_counter() - start
-                            for call in calls.add(tc):
-                                yield ToolCallReady(call)
-            finally:
-                await chunks.close()
+                    timings = chunk.get("timings", timings)
+                    choices = chunk.get("choices")
+                    if not choices:
+                        continue
+                    choice = choices[0]
+                    delta = choice.get("delta") or {}
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+                    content = delta.get("content")
+                    if content:
+                        if ttft is None:
+                            ttft = time.perf_counter() - start
+                        text.append(content)
+                        yield TextDelta(content)
+                    for tc in delta.get("tool_calls") or ():
+                        if ttft is None:
+                            ttft = time.perf_counter() - start
+                        fn = tc.get("function") or {}
+                        ready = calls.add_parts(
+                            tc.get("index"), tc.get("id"), fn.get("name"), fn.get("arguments")
+                        )
+                        for call in ready:
+                            yield ToolCallReady(call)
             for call in calls.finish():
                 yield ToolCallReady(call)
         except openai.APIError as e:
@@ -348,7 +483,9 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
         self, params: dict[str, Any], used: set[str], start: float
     ) -> AsyncGenerator[ModelEvent, None]:
         try:
-            completion = cast(ChatCompletion, await self.client.chat.completions.create(**params))
+            completion = cast(
+                ChatCompletion, await self.client.chat.completions.create(**_sdk_kwargs(params))
+            )
         except openai.APIError as e:
             if not is_format_error(e):
                 raise self._error(e) from e

@@ -267,7 +267,7 @@ class SimServer:
         """Bind and serve in a daemon thread; returns self."""
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
+        server = _Listener(("127.0.0.1", self._port), _make_handler(self))
         server.daemon_threads = True
         self._server = server
         self._port = int(server.server_address[1])
@@ -364,6 +364,10 @@ class SimServer:
         rate = self.prefill_tokens_per_s
         prefill_s = (len(tokens) - cached) / rate if rate else 0.0
         return _Played(text, calls, f"sim-{self._counter}", len(tokens), cached, prefill_s)
+
+
+class _Listener(ThreadingHTTPServer):
+    request_queue_size = 1024  # hundreds of concurrent sessions connect at once (default 5)
 
 
 def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
