@@ -62,13 +62,13 @@ def run_policy(delivery: Delivery) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("delivery", ["append", "synthetic_await"])
 def test_append_only_policies_keep_the_whole_previous_prompt_cached(delivery: Delivery) -> None:
     steps = run_policy(delivery)
-    for (prev_prompt, _), (_, cached) in zip(steps, steps[1:]):
+    for (prev_prompt, _), (_, cached) in zip(steps, steps[1:], strict=False):
         assert cached >= prev_prompt - 1, steps  # llama re-evaluates the last prompt token
 
 
 def test_rewrite_throws_away_the_cache_from_the_edited_message_on() -> None:
     steps = run_policy("rewrite")
-    lost = [prev - cached for (prev, _), (_, cached) in zip(steps, steps[1:])]
+    lost = [prev - cached for (prev, _), (_, cached) in zip(steps, steps[1:], strict=False)]
     assert max(lost) > 20, steps  # the placeholder edited in place: the prompt after it is processed again
     append = run_policy("append")
     assert sum(p - c for p, c in steps) > sum(p - c for p, c in append) + 20, (steps, append)
