@@ -84,9 +84,10 @@ class Call:
 
 
 class _Node:
-    __slots__ = ("below_readers", "below_writers", "children", "readers", "writer")
+    __slots__ = ("below_readers", "below_writers", "children", "key", "readers", "writer")
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = "") -> None:
+        self.key = key
         self.children: dict[str, _Node] = {}
         self.writer: Call | None = None
         self.readers: set[Call] = set()
@@ -112,7 +113,7 @@ class HazardIndex:
             for part in label.split("/"):
                 child = node.children.get(part)
                 if child is None:
-                    child = node.children[part] = _Node()
+                    child = node.children[part] = _Node(part)
                 node = child
                 path.append(node)
         return path
@@ -164,6 +165,15 @@ class HazardIndex:
             for anc in path[:-1]:
                 anc.below_writers.discard(call)
                 anc.below_readers.discard(call)
+            # drop the nodes nothing is registered at or below any more, so the index holds
+            # the labels of unfinished calls only, not every label the session ever touched
+            for i in range(len(path) - 1, 0, -1):
+                n = path[i]
+                if n.children or n.writer is not None or n.readers or n.below_writers or n.below_readers:
+                    break
+                parent = path[i - 1]
+                if parent.children.get(n.key) is n:
+                    del parent.children[n.key]
 
     def __len__(self) -> int:
         return len(self._where)

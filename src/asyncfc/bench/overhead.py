@@ -30,9 +30,6 @@ from ..models.base import (
     ToolCall,
     ToolCallReady,
 )
-from ..models.openai_chat import OpenAIChatModel
-from ..models.scripted import ScriptedModel
-from ..models.simserver import SimServer
 from ..scheduler import Mode, Scheduler
 from ..tools import Tool, tool
 from .stats import nearest_rank
@@ -171,26 +168,21 @@ BARE = ("bare", "bare_stream")
 responses whole (``bare``) or streamed and accumulated chunk by chunk (``bare_stream``)."""
 
 
-class _PerSession(ScriptedModel):
-    """Answers each request from its own transcript: the next call, or the final text."""
-
-    def __init__(self, calls: int, per_response: int) -> None:
-        super().__init__([], name="instant")
-        self.calls = calls
-        self.per_response = per_response
-
-    def next_turn(self, transcript: Sequence[Message]) -> tuple[str, list[ToolCall]]:
-        made = sum(1 for m in transcript for c in m.tool_calls if c.name != AWAIT_TOOL)
-        if made >= self.calls:
-            return "done", []
-        now = range(made, min(self.calls, made + self.per_response))
-        return "", [ToolCall(f"call_{i}", "work", json.dumps({"key": f"k{i}", "x": i})) for i in now]
+def _next_turn(transcript: Sequence[Message], calls: int, per_response: int) -> tuple[str, list[ToolCall]]:
+    """The instant server's answer to one session's request: its next calls, or the final text."""
+    made = sum(1 for m in transcript for c in m.tool_calls if c.name != AWAIT_TOOL)
+    if made >= calls:
+        return "done", []
+    now = range(made, min(calls, made + per_response))
+    return "", [ToolCall(f"call_{i}", "work", json.dumps({"key": f"k{i}", "x": i})) for i in now]
 
 
 def serve_instant(calls: int, per_response: int = 1) -> None:
     """The server process: an instant simulated server; prints its base URL, serves until stdin closes."""
+    from ..models.simserver import SimServer  # the SDKs stay out of the in-process benchmark's heap
+
     server = SimServer([])
-    server.script = _PerSession(calls, per_response)
+    server.script.next_turn = lambda transcript: _next_turn(transcript, calls, per_response)  # type: ignore[method-assign]
     with server:
         print(server.base_url, flush=True)
         sys.stdin.read()
@@ -276,6 +268,8 @@ async def _server_run(system: str, client: Any, sessions: int, calls: int) -> tu
         runs: Any = [_bare_session(client, system == "bare_stream") for _ in range(sessions)]
         agent = None
     else:
+        from ..models.openai_chat import OpenAIChatModel
+
         mode = cast(Mode, system.split("-")[0])
         stream = not system.endswith("-nostream")
         model = OpenAIChatModel("instant", client=client, stream=stream)
