@@ -50,21 +50,30 @@ def _example(is_async: bool) -> list[Message]:
         call("lookup_price", {"item": "tea"}, "1.5")
         call("save_note", {"text": "coffee: 4.5 dollars, tea: 1.5 dollars"}, "saved")
         call("save_note", {"text": "buy tea"}, "saved")
-    else:
+    else:  # what the runtime really shows: placeholders, values delivered with later results
+
+        def resolved(fid: str, value: Any) -> dict[str, Any]:
+            return {"future": fid, "status": "resolved", "value": value}
+
         pending = {"status": "pending"}
+        earlier = "resolved_earlier"
         call("lookup_price", {"item": "coffee"}, {"future": "fut_91", **pending})
-        call("lookup_price", {"item": "tea"}, {"future": "fut_92", **pending})
+        call(
+            "lookup_price",
+            {"item": "tea"},
+            {"future": "fut_92", **pending, earlier: [resolved("fut_91", 4.5)]},
+        )
         call(
             "save_note",
             {"text": "coffee: fut_91 dollars, tea: fut_92 dollars"},
-            {
-                "future": "fut_93",
-                **pending,
-                "resolved_earlier": [{"future": "fut_91", "status": "resolved", "value": 4.5}],
-            },
+            {"future": "fut_93", **pending},
         )
-        call(AWAIT_TOOL, {"ids": ["fut_92"]}, {"future": "fut_92", "status": "resolved", "value": 1.5})
-        call("save_note", {"text": "buy tea"}, {"future": "fut_94", "status": "resolved", "value": "saved"})
+        call(
+            AWAIT_TOOL,
+            {"ids": ["fut_92"]},
+            {**resolved("fut_92", 1.5), earlier: [resolved("fut_93", "saved")]},
+        )
+        call("save_note", {"text": "buy tea"}, resolved("fut_94", "saved"))
     messages.append(
         Message(
             "assistant",
