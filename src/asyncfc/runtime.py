@@ -170,9 +170,13 @@ class Runtime:
 
     def _observe(self, call: Call) -> None:
         """A tool whose call finished within the grace window is worth waiting for again."""
-        if call.name in self.slow_tools and call.finished_at is not None:
-            if call.finished_at - call.emitted_at <= self.grace_s:
-                self.slow_tools.discard(call.name)
+        finished = call.finished_at
+        if (
+            call.name in self.slow_tools
+            and finished is not None
+            and finished - call.emitted_at <= self.grace_s
+        ):
+            self.slow_tools.discard(call.name)
 
     def _repeat_note(self, call: Call) -> str:
         if call.repeat_of is None:
