@@ -329,6 +329,7 @@ async def run_load(
         mode=mode,
         max_result_chars=2000,
         max_steps=8,
+        grace_s=0.0,  # tools take milliseconds here: a window sized for real tools would hide the futures path
         executor=make_executor(executor, max_concurrency=2000),
     )
     session_errors: Counter[str] = Counter()
