@@ -39,9 +39,7 @@ class Errands:
 
     lookup_s: float = 5.0
     email_s: float = 0.3
-    write_s: float = 0.05
     outbox: list[dict[str, str]] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)
 
     def tools(self) -> list[Tool]:
         @tool(pure=True)
@@ -66,19 +64,7 @@ class Errands:
             self.outbox.append({"to": to, "body": body})
             return f"email sent to {to}"
 
-        @tool(writes=["files/{path}"])
-        async def write_file(path: str, content: str) -> str:
-            """Write a text file.
-
-            Args:
-                path: file name, e.g. notes.txt
-                content: the text to write
-            """
-            await asyncio.sleep(self.write_s)
-            self.files[path] = content
-            return f"wrote {len(content)} characters to {path}"
-
-        return [get_weather, send_email, write_file]
+        return [get_weather, send_email]
 
     def problems(self) -> list[str]:
         """What is wrong with the final state (empty: the errand was done, exactly once)."""
