@@ -43,6 +43,7 @@ from asyncfc.integrations.mcp import (  # noqa: E402
 )
 from asyncfc.integrations.mcp.annotations import tool_options  # noqa: E402
 from asyncfc.integrations.mcp.upstream import Upstream  # noqa: E402
+from asyncfc.runtime import DEFAULT_GRACE_S  # noqa: E402
 
 SHOP = Path(__file__).resolve().parent / "mcp_upstreams" / "shop.py"
 DELAY = 0.8
@@ -327,7 +328,13 @@ def test_cli_help_lists_values_and_defaults(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         cli_main(["mcp", "serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for needle in ("{stdio,http}", "(default: stdio)", "(default: 8000)", "--annotations", "(default: 0.2)"):
+    for needle in (
+        "{stdio,http}",
+        "(default: stdio)",
+        "(default: 8000)",
+        "--annotations",
+        f"(default: {DEFAULT_GRACE_S})",
+    ):
         assert needle in text
     assert cli_main(["mcp", "serve"]) == 2  # no upstream
 

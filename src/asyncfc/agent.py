@@ -131,8 +131,6 @@ class Agent:
         self.revise: Revise = revise
         self.max_session_concurrency = max_session_concurrency
         self.max_result_chars = max_result_chars
-        self.slow_tools: set[str] = set()
-        """Tools whose last call outlived the grace window (learned across this agent's sessions)."""
         self.profile: ModelProfile = getattr(model, "profile", None) or ModelProfile()
         """What this model needs (instructions, a worked example, answering repeats); see ModelProfile."""
         self._owns_executor = not isinstance(executor, Executor)
@@ -200,7 +198,6 @@ class Session:
             max_concurrency=agent.max_session_concurrency,
             instructions=agent.async_instructions,
             trace=self.trace,
-            slow_tools=agent.slow_tools,
         )
         self.messages: list[Message] = []
         self.user_turns = 0

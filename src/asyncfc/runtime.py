@@ -29,7 +29,7 @@ DEFAULT_GRACE_S = 0.5
 Chosen by measurement on the embedded model: a placeholder for a quick call (a database
 read, a file write, an email: 0.05-0.3 s) costs the model an extra step to await it (2-4 s
 on a CPU, about a second on hosted models), far more than waiting half a second. Tools that
-outlive the window are not waited for again (see :meth:`Runtime.answer`)."""
+pay at most the window once per model step that emits them."""
 
 ASYNC_INSTRUCTIONS = (
     'A tool result may be a placeholder like {"future": "fut_1", "status": "pending"}: the call is still '
@@ -80,10 +80,7 @@ class Runtime:
         default_timeout: float | None = 60.0,
         instructions: str = ASYNC_INSTRUCTIONS,
         trace: Trace | None = None,
-        slow_tools: set[str] | None = None,
     ) -> None:
-        """``slow_tools`` is the set of tools whose last call outlived the grace window; pass one
-        set to several runtimes (an agent's sessions) to share what they learn."""
         if mode not in ("sync", "parallel", "async"):
             raise ConfigurationError(f"unknown mode {mode!r}; valid modes: sync, parallel, async")
         if isinstance(tools, Mapping):
@@ -103,9 +100,7 @@ class Runtime:
             self.trace,
             mode,
             max_concurrency=max_concurrency,
-            on_resolved=self._observe if mode == "async" else None,
         )
-        self.slow_tools = slow_tools if slow_tools is not None else set()
         self._placeheld: list[Call] = []
         """Calls answered with a placeholder and not delivered yet, in program order."""
         self.closed = False
@@ -142,19 +137,15 @@ class Runtime:
         """The tool-message text of a submitted call.
 
         Sync and parallel modes wait for the value. Async mode waits at most until the grace
-        window since the call was emitted has passed, then answers with a placeholder; for a
-        tool whose last call outlived the window it does not wait at all (waiting would only
-        delay the next model step).
+        window since the call was emitted has passed, then answers with a placeholder.
         """
         if not call.done:
             if self.mode != "async":
                 await call.future.wait()
-            elif call.name not in self.slow_tools:
+            else:
                 left = call.emitted_at + self.grace_s - self.trace.now()
                 if left > 0:
                     await call.future.wait(left)
-                if not call.done:
-                    self.slow_tools.add(call.name)
         note = self._repeat_note(call)
         if call.done and self.mode != "async":
             text = self.sync_text(call)
@@ -167,16 +158,6 @@ class Runtime:
         if note:
             body["note"] = note
         return dumps(body)
-
-    def _observe(self, call: Call) -> None:
-        """A tool whose call finished within the grace window is worth waiting for again."""
-        finished = call.finished_at
-        if (
-            call.name in self.slow_tools
-            and finished is not None
-            and finished - call.emitted_at <= self.grace_s
-        ):
-            self.slow_tools.discard(call.name)
 
     def _repeat_note(self, call: Call) -> str:
         if call.repeat_of is None:
