@@ -639,3 +639,4 @@ def test_a_model_profile_adds_its_example_and_answers_repeats() -> None:
         assert sent[0].role == "system" and sent[0].content.startswith("Sys.\n\nBe brief.")
         assert [m.content for m in sent[1:3]] == ["example task", "example answer"]
         assert all(m.content != "example task" for m in result.messages)  # not part of the conversation
+        assert model.requests[2].tools == []  # a step of repeats only: the next one is asked to answer

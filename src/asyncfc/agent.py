@@ -48,6 +48,11 @@ Revise = Literal["always", "when_needed"]
 __all__ = ["ASYNC_INSTRUCTIONS", "AWAIT_SPEC", "Agent", "Delivery", "Revise", "RunResult", "Session"]
 
 
+def _repeats_only(calls: Sequence[tuple[ToolCall, Call | None]]) -> bool:
+    """Whether every call of a step was answered from an identical earlier call."""
+    return bool(calls) and all(c is not None and c.repeat_of is not None for _, c in calls)
+
+
 def _canonical(arguments: str) -> str:
     """One text per arguments object, whatever its key order and spacing."""
     try:
@@ -208,6 +213,8 @@ class Session:
         self._awaits = 0
         self._running = False
         self._turn_calls: dict[tuple[str, str], Call] = {}
+        self._answer_now = False
+        """The last step only repeated earlier calls: ask the next one for an answer, without tools."""
         """This user turn's calls by name and arguments (to answer repeats, see ModelProfile)."""
         self._announced: list[tuple[ToolCall, Call]] = []
         """Calls dispatched early in the current step, as the stream announced them."""
@@ -260,6 +267,7 @@ class Session:
         agent = self.agent
         self.user_turns += 1
         self._turn_calls = {}
+        self._answer_now = False
         first_call = len(self.calls)
         new = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
         self.messages.extend(new)
@@ -341,7 +349,7 @@ class Session:
         messages[:0] = head
         return ModelRequest(
             messages=messages,
-            tools=agent.tool_specs(),
+            tools=[] if self._answer_now else agent.tool_specs(),
             parallel_tool_calls=agent.parallel_tool_calls,
             stream=agent.stream,
         )
@@ -429,6 +437,8 @@ class Session:
             self.messages.append(msg)
             if answered is not None:
                 self._tool_messages[answered.seq] = msg
+        # a step made only of repeats is a loop: the next step gets no tools, so it answers
+        self._answer_now = _repeats_only(calls) and self.agent.profile.answer_repeats
         for _, orphan in self._announced:  # dispatched early but missing from the final response
             self.runtime.hold(orphan)
 

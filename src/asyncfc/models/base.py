@@ -187,7 +187,8 @@ class ModelProfile:
     instructions to the system message and its worked example before the conversation
     (a fixed prefix, so the provider's prompt cache keeps it), and answers a call that
     repeats an earlier identical one in the same user turn from that call instead of
-    running it again.
+    running it again; after a step made only of such repeats, the next step is offered no
+    tools, so the model answers instead of looping.
     """
 
     instructions: str = ""
