@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 
 import pytest
@@ -16,12 +17,12 @@ pytest.importorskip("agents")
 pytest.importorskip("langgraph")
 
 
-PROXIED = "openai-agents+asyncfc-mcp"
+PROXIED = ("pydantic-ai+asyncfc-mcp", "openai-agents+asyncfc-mcp")
 
 
 def test_every_system_on_tiny_workloads_agrees() -> None:
-    # the proxied system (two processes per run) is checked once, below, to keep this short
-    systems = [s for s in SYSTEMS if s != PROXIED]
+    # the proxied systems (two processes per run) are checked once each, below, to keep this short
+    systems = [s for s in SYSTEMS if s not in PROXIED]
     workloads = {k: v for k, v in tiny_workloads().items() if k != "overhead"}  # the CLI test runs that one
     data = asyncio.run(run_peers(workloads, systems, repeats=1, warmup=False))
     assert set(data["workloads"]) == {"chains", "sequential"}
@@ -41,14 +42,33 @@ def test_every_system_on_tiny_workloads_agrees() -> None:
     assert data["identical"] is True
 
 
-def test_framework_through_the_mcp_proxy_agrees_with_sync() -> None:
+@pytest.mark.parametrize("system", PROXIED)
+def test_framework_through_the_mcp_proxy_agrees_with_sync(system: str) -> None:
     pytest.importorskip("mcp")
+    if system.startswith("pydantic-ai"):
+        pytest.importorskip("fastmcp")
     workload = {"sequential": tiny_workloads()["sequential"]}
-    data = asyncio.run(run_peers(workload, ["asyncfc-sync", PROXIED], repeats=1, warmup=False))
+    data = asyncio.run(run_peers(workload, ["asyncfc-sync", system], repeats=1, warmup=False))
     w = data["workloads"]["sequential"]
     assert w["identical"] is True
-    row = w["systems"][PROXIED]
+    row = w["systems"][system]
     assert row["wall_s"] > 0 and row["calls"] == 4
+    assert row["model_requests"] == 5  # one call per response, then the answer
+
+
+def test_langgraph_through_the_proxy_is_unavailable_with_the_reason() -> None:
+    """langchain-mcp-adapters does not work with mcp 2 (the proxy's SDK): reported, not run."""
+    pytest.importorskip("mcp")
+    if importlib.util.find_spec("langchain_mcp_adapters") is not None:
+        pytest.skip("langchain-mcp-adapters is installed here")
+    workload = {"overhead": tiny_workloads()["overhead"]}
+    data = asyncio.run(
+        run_peers(workload, ["asyncfc-sync", "langgraph+asyncfc-mcp"], repeats=1, warmup=False)
+    )
+    row = data["workloads"]["overhead"]["systems"]["langgraph+asyncfc-mcp"]
+    assert row["available"] is False and row["wall_s"] is None
+    assert "langchain-mcp-adapters" in row["reason"] and "mcp<2" in row["reason"]
+    assert data["workloads"]["overhead"]["identical"] is True
 
 
 def test_script_passes_futures_only_when_it_saw_placeholders() -> None:

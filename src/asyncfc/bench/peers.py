@@ -8,9 +8,11 @@ workload, real HTTP, OpenAI chat completions) and the same tool functions:
   tool functions (each runs the calls of one response concurrently);
 * ``<framework>+asyncfc``: the framework with asyncfc's toolset underneath
   (:mod:`asyncfc.integrations`), settled at the end of the run;
-* ``<framework>+asyncfc-mcp``: the framework's own MCP client talking to
-  ``asyncfc mcp serve`` in front of an MCP server with the same tools (reported as
-  unavailable, with the reason, where the proxy or the framework's MCP client is missing).
+* ``<framework>+asyncfc-mcp``: the framework's own MCP client (PydanticAI's ``MCPToolset``,
+  the Agents SDK's ``MCPServerStdio``) talking to ``asyncfc mcp serve`` in front of an MCP
+  server with the same tools (reported as unavailable, with the reason, where the proxy or
+  the framework's MCP client is missing or broken: LangGraph's, langchain-mcp-adapters,
+  does not work with mcp 2).
 
 The scripted model is a function of the conversation, like a real one: it emits the next
 calls from how many it has made so far, and passes an earlier result as a future reference
@@ -240,9 +242,9 @@ async def _prepare(
     prompt = workload.prompt
     if system.endswith("+asyncfc-mcp"):
         framework = system.partition("+")[0]
-        if framework != "openai-agents" or importlib.util.find_spec("asyncfc.integrations.mcp") is None:
-            raise Unavailable(_mcp_unavailable(framework))
-        return await _prepare_openai_agents_mcp(workload, server, state, grace_s)
+        _needs_mcp_client(framework)
+        prepare = {"pydantic-ai": _prepare_pydantic_ai_mcp, "openai-agents": _prepare_openai_agents_mcp}
+        return await prepare[framework](workload, server, state, grace_s)
     if system.startswith("asyncfc-"):
         return _prepare_asyncfc(system.removeprefix("asyncfc-"), tools, prompt, server, grace_s)
     framework, _, under = system.partition("+")
@@ -258,28 +260,41 @@ async def _prepare(
     raise ValueError(f"unknown system {system!r}")
 
 
-_MCP_CLIENTS = {
-    "pydantic-ai": (
-        "fastmcp",
-        "PydanticAI's MCP client needs the fastmcp client (pip install 'pydantic-ai-slim[mcp]')",
-    ),
-    "openai-agents": ("mcp", "the Agents SDK's MCP client needs the mcp package"),
-    "langgraph": (
-        "langchain_mcp_adapters",
-        "LangGraph's MCP client is langchain-mcp-adapters, not installed",
-    ),
-}
+LANGCHAIN_MCP_UNAVAILABLE = (
+    "it does not work with mcp 2.x: langchain-mcp-adapters 0.3.2 requires mcp<2, "
+    "and 0.3.1, the newest that installs beside mcp 2.3, fails at import "
+    "(from mcp.server.fastmcp.tools import Tool: mcp 2 renamed FastMCP to MCPServer)"
+)
+"""Why ``langgraph+asyncfc-mcp`` is unavailable while the proxy needs mcp 2 (checked with mcp 2.3.0)."""
 
 
-def _mcp_unavailable(framework: str) -> str:
-    """Why a framework+proxy system cannot run (the proxy systems are not wired in yet)."""
-    if importlib.util.find_spec("asyncfc.integrations.mcp") is None:
-        return "the asyncfc MCP proxy (asyncfc mcp serve) is not in this build"
-    module, missing = _MCP_CLIENTS[framework]
-    if importlib.util.find_spec(module) is None:
-        return missing
-    return (
-        "the framework's MCP client and the proxy are both here, but this benchmark does not drive them yet"
+def _needs_mcp_client(framework: str) -> None:
+    """Raise :class:`Unavailable` unless the proxy and ``framework``'s own MCP client can run here."""
+    if importlib.util.find_spec("mcp") is None:
+        raise Unavailable("the asyncfc MCP proxy needs the mcp package (pip install 'asyncfc[mcp]')")
+    if framework == "openai-agents":
+        _needs("agents")
+        return
+    if framework == "pydantic-ai":
+        _needs("pydantic_ai")
+        try:
+            import pydantic_ai.mcp  # noqa: F401  (needs fastmcp)
+        except ImportError as exc:
+            raise Unavailable(
+                f"PydanticAI's MCP client needs fastmcp (pip install 'asyncfc[pydantic-ai]'): {exc}"
+            ) from None
+        return
+    _needs("langgraph", "langchain_openai")
+    if importlib.util.find_spec("langchain_mcp_adapters") is None:
+        raise Unavailable(
+            f"LangGraph's MCP client, langchain-mcp-adapters, is not installed: {LANGCHAIN_MCP_UNAVAILABLE}"
+        )
+    try:
+        importlib.import_module("langchain_mcp_adapters.tools")
+    except ImportError as exc:
+        raise Unavailable(f"langchain-mcp-adapters does not import here ({exc})") from None
+    raise Unavailable(
+        "langchain-mcp-adapters imports here, but this benchmark drives it only once it works with mcp 2"
     )
 
 
@@ -386,6 +401,45 @@ def _prepare_openai_agents(
     return hosted, cleanup
 
 
+@dataclass
+class _Proxy:
+    """``asyncfc mcp serve`` in front of an MCP server with one workload's tools (both over stdio).
+
+    ``command`` and ``args`` start the proxy; the upstream writes its state to ``state_path``
+    after each call, read back into the run's :class:`State` by :meth:`close`.
+    """
+
+    command: str
+    args: list[str]
+    folder: str
+    state_path: str
+
+    @classmethod
+    def for_workload(cls, workload: PeerWorkload, grace_s: float) -> _Proxy:
+        import os
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="asyncfc-peers-")
+        state_path, notes = os.path.join(folder, "state.json"), os.path.join(folder, "tools.toml")
+        _write(notes, _ANNOTATIONS[workload.shape])
+        upstream = (
+            f"{sys.executable} -m asyncfc.bench.peers upstream '{json.dumps(asdict(workload))}' {state_path}"
+        )
+        args = ["-m", "asyncfc.cli", "mcp", "serve", "--upstream", upstream, "--annotations", notes]
+        return cls(sys.executable, [*args, "--grace", str(grace_s)], folder, state_path)
+
+    @staticmethod
+    def every_future(workload: PeerWorkload) -> dict[str, Any]:
+        """``await_future`` arguments over every call of the run (a host settles so before closing)."""
+        return {"ids": [f"fut_{i + 1}" for i in range(workload.calls)]}
+
+    def close(self, state: State) -> None:
+        import shutil
+
+        _load_state(self.state_path, state)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 async def _prepare_openai_agents_mcp(
     workload: PeerWorkload, server: SimServer, state: State, grace_s: float
 ) -> tuple[Runner, Cleanup]:
@@ -395,23 +449,14 @@ async def _prepare_openai_agents_mcp(
     so the run ends with one ``await_future`` call over every id, as a host would before
     closing; the upstream writes its state to a file after each call.
     """
-    import os
-    import shutil
-    import tempfile
     from contextlib import AsyncExitStack
 
     from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
     from agents.mcp import MCPServerStdio
 
     set_tracing_disabled(True)
-    folder = tempfile.mkdtemp(prefix="asyncfc-peers-")
-    state_path, notes = os.path.join(folder, "state.json"), os.path.join(folder, "tools.toml")
-    _write(notes, _ANNOTATIONS[workload.shape])
-    upstream = (
-        f"{sys.executable} -m asyncfc.bench.peers upstream '{json.dumps(asdict(workload))}' {state_path}"
-    )
-    args = ["-m", "asyncfc.cli", "mcp", "serve", "--upstream", upstream, "--annotations", notes]
-    params: Any = {"command": sys.executable, "args": [*args, "--grace", str(grace_s)]}
+    proxy = _Proxy.for_workload(workload, grace_s)
+    params: Any = {"command": proxy.command, "args": proxy.args}
     stack = AsyncExitStack()
     mcp = await stack.enter_async_context(
         MCPServerStdio(params=params, cache_tools_list=True, client_session_timeout_seconds=60)
@@ -422,7 +467,7 @@ async def _prepare_openai_agents_mcp(
 
     async def go() -> Outcome:
         result = await Runner.run(agent, workload.prompt, max_turns=100)
-        await mcp.call_tool("await_future", {"ids": [f"fut_{i + 1}" for i in range(workload.calls)]})
+        await mcp.call_tool("await_future", _Proxy.every_future(workload))
         return Outcome(str(result.final_output))
 
     async def cleanup() -> None:
@@ -430,8 +475,49 @@ async def _prepare_openai_agents_mcp(
             await stack.aclose()
             await client.close()
         finally:
-            _load_state(state_path, state)
-            shutil.rmtree(folder, ignore_errors=True)
+            proxy.close(state)
+
+    return go, cleanup
+
+
+async def _prepare_pydantic_ai_mcp(
+    workload: PeerWorkload, server: SimServer, state: State, grace_s: float
+) -> tuple[Runner, Cleanup]:
+    """PydanticAI's own MCP client (``MCPToolset``, FastMCP's client) -> ``asyncfc mcp serve`` -> the tools.
+
+    As for the Agents SDK: both processes start here (untimed), the toolset stays connected
+    (one MCP session, so one set of futures) across the run and the final ``await_future``.
+    """
+    from contextlib import AsyncExitStack
+
+    from fastmcp.client.transports import StdioTransport
+    from pydantic_ai import Agent
+    from pydantic_ai.mcp import MCPToolset
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+    from pydantic_ai.usage import UsageLimits
+
+    proxy = _Proxy.for_workload(workload, grace_s)
+    transport = StdioTransport(proxy.command, proxy.args, keep_alive=False)
+    toolset: MCPToolset[Any] = MCPToolset(transport, id="asyncfc", include_instructions=True, init_timeout=60)
+    stack = AsyncExitStack()
+    await stack.enter_async_context(toolset)
+    client = _openai_client(server)
+    model = OpenAIChatModel("sim-model", provider=OpenAIProvider(openai_client=client))
+    agent = Agent(model, toolsets=[toolset])
+    limits = UsageLimits(request_limit=100)
+
+    async def go() -> Outcome:
+        result = await agent.run(workload.prompt, usage_limits=limits)
+        await toolset.direct_call_tool("await_future", _Proxy.every_future(workload))
+        return Outcome(str(result.output))
+
+    async def cleanup() -> None:
+        try:
+            await stack.aclose()
+            await client.close()
+        finally:
+            proxy.close(state)
 
     return go, cleanup
 
