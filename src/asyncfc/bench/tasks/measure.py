@@ -60,6 +60,7 @@ class RecordingModel:
     def __init__(self, inner: Model) -> None:
         self.inner = inner
         self.name = inner.name
+        self.profile = getattr(inner, "profile", None)  # transparent: the agent sees the model's profile
         self.steps: list[StepRecord] = []
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
