@@ -629,6 +629,8 @@ def _versions() -> dict[str, str | None]:
         "langchain-core",
         "langchain-openai",
         "mcp",
+        "fastmcp-slim",
+        "langchain-mcp-adapters",
     ):
         try:
             out[dist] = importlib.metadata.version(dist)
