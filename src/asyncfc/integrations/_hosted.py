@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
+from ..errors import ConfigurationError
 from ..futures import REFERENCE
 from ..runtime import Runtime
 from ..scheduler import Call
@@ -32,7 +33,9 @@ SETTLED_PROMPT = (
 """The user message of a revision turn (``{results}`` is the runtime's delivery text)."""
 
 R = TypeVar("R")
+T = TypeVar("T")
 _H = TypeVar("_H", bound="HostedRuntime")
+_S = TypeVar("_S", bound="HostedTools[Any]")
 
 
 @dataclass
@@ -86,7 +89,9 @@ class HostedRuntime:
         if (tools is None) == (runtime is None):
             raise ValueError("pass either asyncfc tools or a runtime")
         if revise not in ("when_needed", "always", "never"):
-            raise ValueError(f"unknown revise policy {revise!r}")
+            raise ConfigurationError(
+                f"unknown revise policy {revise!r}; valid values: when_needed, always, never"
+            )
         self._owns_runtime = runtime is None
         self.runtime = runtime if runtime is not None else Runtime(tools or [], **runtime_options)
         self.revise: Revise = revise
@@ -135,4 +140,48 @@ class HostedRuntime:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self.aclose()
+
+
+class HostedTools(Generic[T]):
+    """A framework's tools (``tools``, of the framework's own type ``T``) over one hosted runtime.
+
+    Give it asyncfc tools (it then owns its runtime; close it with ``await t.aclose()`` or
+    ``async with``) or an existing ``runtime``. Subclasses build one framework tool per spec.
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[Tool] | None = None,
+        *,
+        runtime: Runtime | None = None,
+        revise: Revise = "when_needed",
+        **runtime_options: Any,
+    ) -> None:
+        self.host = HostedRuntime(tools, runtime=runtime, revise=revise, **runtime_options)
+        self.tools: list[T] = [self._framework_tool(spec) for spec in self.host.tool_specs()]
+
+    def _framework_tool(self, spec: dict[str, Any]) -> T:
+        raise NotImplementedError
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.host.runtime
+
+    @property
+    def calls(self) -> list[Call]:
+        return self.host.calls
+
+    @property
+    def instructions(self) -> str:
+        return self.host.instructions
+
+    async def aclose(self) -> None:
+        """Close the runtime if these tools created it (pending calls are cancelled)."""
+        await self.host.aclose()
+
+    async def __aenter__(self: _S) -> _S:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()

@@ -22,15 +22,12 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from ..runtime import Runtime
-from ..scheduler import Call
-from ..tools import Tool
-from ._hosted import HostedRun, HostedRuntime, Revise
+from ._hosted import HostedRun, HostedTools
 
 __all__ = ["AsyncFCTools", "agent_graph", "run"]
 
 
-class AsyncFCTools:
+class AsyncFCTools(HostedTools[BaseTool]):
     """LangChain tools over one asyncfc runtime (one conversation's futures).
 
     Give it asyncfc tools (it then owns its runtime; close it with ``await t.aclose()`` or
@@ -38,30 +35,7 @@ class AsyncFCTools:
     ``model.bind_tools(...)``.
     """
 
-    def __init__(
-        self,
-        tools: Sequence[Tool] | None = None,
-        *,
-        runtime: Runtime | None = None,
-        revise: Revise = "when_needed",
-        **runtime_options: Any,
-    ) -> None:
-        self.host = HostedRuntime(tools, runtime=runtime, revise=revise, **runtime_options)
-        self.tools: list[BaseTool] = [self._tool(spec) for spec in self.host.tool_specs()]
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.host.runtime
-
-    @property
-    def calls(self) -> list[Call]:
-        return self.host.calls
-
-    @property
-    def instructions(self) -> str:
-        return self.host.instructions
-
-    def _tool(self, spec: dict[str, Any]) -> BaseTool:
+    def _framework_tool(self, spec: dict[str, Any]) -> BaseTool:
         name = str(spec["name"])
         host = self.host
 
@@ -74,16 +48,6 @@ class AsyncFCTools:
             args_schema=dict(spec["parameters"]),
             coroutine=invoke,
         )
-
-    async def aclose(self) -> None:
-        """Close the runtime if these tools created it (pending calls are cancelled)."""
-        await self.host.aclose()
-
-    async def __aenter__(self) -> AsyncFCTools:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 def agent_graph(model: BaseChatModel, tools: Sequence[BaseTool], *, system_prompt: str | None = None) -> Any:

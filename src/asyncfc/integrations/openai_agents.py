@@ -13,52 +13,25 @@ the model gets one more run to see their values when its answer needs them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from agents import Agent, FunctionTool, Runner, RunResult
 from agents.items import TResponseInputItem
 from agents.tool_context import ToolContext
 
-from ..runtime import Runtime
-from ..scheduler import Call
-from ..tools import Tool
-from ._hosted import HostedRun, HostedRuntime, Revise
+from ._hosted import HostedRun, HostedTools
 
 __all__ = ["AsyncFCTools", "run"]
 
 
-class AsyncFCTools:
+class AsyncFCTools(HostedTools[FunctionTool]):
     """Agents SDK function tools over one asyncfc runtime (one conversation's futures).
 
     Give it asyncfc tools (it then owns its runtime; close it with ``await t.aclose()`` or
     ``async with``) or an existing ``runtime``. ``tools`` goes into ``Agent(tools=...)``.
     """
 
-    def __init__(
-        self,
-        tools: Sequence[Tool] | None = None,
-        *,
-        runtime: Runtime | None = None,
-        revise: Revise = "when_needed",
-        **runtime_options: Any,
-    ) -> None:
-        self.host = HostedRuntime(tools, runtime=runtime, revise=revise, **runtime_options)
-        self.tools: list[FunctionTool] = [self._function_tool(spec) for spec in self.host.tool_specs()]
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.host.runtime
-
-    @property
-    def calls(self) -> list[Call]:
-        return self.host.calls
-
-    @property
-    def instructions(self) -> str:
-        return self.host.instructions
-
-    def _function_tool(self, spec: dict[str, Any]) -> FunctionTool:
+    def _framework_tool(self, spec: dict[str, Any]) -> FunctionTool:
         name = str(spec["name"])
         host = self.host
 
@@ -72,16 +45,6 @@ class AsyncFCTools:
             on_invoke_tool=invoke,
             strict_json_schema=False,
         )
-
-    async def aclose(self) -> None:
-        """Close the runtime if these tools created it (pending calls are cancelled)."""
-        await self.host.aclose()
-
-    async def __aenter__(self) -> AsyncFCTools:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 async def run(
