@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from .errors import ConfigurationError, ModelError, SessionBusyError, SessionClosedError
 from .executors import Executor, ExecutorKind, make_executor
-from .futures import AWAIT_TOOL, REFERENCE
+from .futures import AWAIT_TOOL
 from .models.base import (
     Message,
     Model,
@@ -37,8 +37,16 @@ from .models.base import (
     ToolCallReady,
     Usage,
 )
-from .runtime import ASYNC_INSTRUCTIONS, AWAIT_SPEC, DEFAULT_GRACE_S, Runtime, _tool_table, with_earlier
-from .scheduler import Call, Mode
+from .runtime import (
+    ASYNC_INSTRUCTIONS,
+    AWAIT_SPEC,
+    DEFAULT_GRACE_S,
+    Runtime,
+    revision_needed,
+    tool_table,
+    with_earlier,
+)
+from .scheduler import Call, Mode, Scheduler
 from .tools import Tool
 from .trace import Trace
 
@@ -152,7 +160,7 @@ class Agent:
         Sessions see the change at their next model step; calls already emitted keep
         the tool they were emitted for.
         """
-        table = _tool_table(tools)
+        table = tool_table(tools)
         self.tools.clear()  # the same dict object is shared with every session's runtime
         self.tools.update(table)
         self._specs: list[dict[str, Any]] | None = None
@@ -226,7 +234,7 @@ class Session:
         return self.runtime.calls
 
     @property
-    def scheduler(self) -> Any:
+    def scheduler(self) -> Scheduler:
         return self.runtime.scheduler
 
     @property
@@ -300,9 +308,7 @@ class Session:
         return self._result("", first_call, start, model_s, agent.max_steps, "step_limit", notes)
 
     def _needs_revision(self, text: str, settled: list[Call]) -> bool:
-        if self.agent.revise == "always":
-            return True
-        return any(c.error is not None for c in settled) or REFERENCE.search(text) is not None
+        return self.agent.revise == "always" or revision_needed(text, settled)
 
     def _result(
         self,

@@ -18,7 +18,17 @@ from typing import Any
 
 from .errors import CallError, ConfigurationError, ErrorKind, SessionClosedError, ToolDefinitionError
 from .executor import Executor
-from .futures import AWAIT_TOOL, FUTURE_PREFIX, Resolved, as_text, dumps, future_id, placeholder, widen_schema
+from .futures import (
+    AWAIT_TOOL,
+    FUTURE_PREFIX,
+    REFERENCE,
+    Resolved,
+    as_text,
+    dumps,
+    future_id,
+    placeholder,
+    widen_schema,
+)
 from .scheduler import Call, Mode, Scheduler
 from .tools import Tool
 from .trace import Trace
@@ -86,7 +96,7 @@ class Runtime:
         if isinstance(tools, Mapping):
             self.tools = tools  # shared with the host, which may change it between turns
         else:
-            self.tools = _tool_table(tools)
+            self.tools = tool_table(tools)
         self.mode: Mode = mode
         self.grace_s = grace_s
         self.max_result_chars = max_result_chars
@@ -207,10 +217,6 @@ class Runtime:
         if call.delivered_at is None and call not in self._placeheld:
             self._placeheld.append(call)
 
-    def pending_delivery(self) -> list[Call]:
-        """Calls answered with a placeholder whose values the model has not received yet."""
-        return list(self._placeheld)
-
     def deliver(self, call: Call) -> dict[str, Any]:
         """Mark a resolved call delivered (exactly once) and return what the model reads."""
         self._mark(call)
@@ -327,6 +333,12 @@ class Runtime:
         await self.aclose()
 
 
+def revision_needed(answer: str, settled: Sequence[Call]) -> bool:
+    """Whether an answer given while these calls were pending must be revised: one of them
+    failed, or the answer cites a future id (it relied on a value the model had not seen)."""
+    return any(c.error is not None for c in settled) or REFERENCE.search(answer) is not None
+
+
 def with_earlier(text: str, earlier: list[dict[str, Any]]) -> str:
     """A tool message's text with values of earlier calls added (``resolved_earlier``)."""
     if not earlier:
@@ -356,7 +368,8 @@ def _await_ids(arguments: str | Mapping[str, Any]) -> list[str] | None:
     return [str(i) for i in ids]
 
 
-def _tool_table(tools: Sequence[Tool]) -> dict[str, Tool]:
+def tool_table(tools: Sequence[Tool]) -> dict[str, Tool]:
+    """Tools by name; duplicate names and the reserved await tool are definition errors."""
     names = [t.name for t in tools]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

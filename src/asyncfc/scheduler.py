@@ -200,9 +200,6 @@ def _parse(raw: str) -> dict[str, Any] | str:
     return arguments
 
 
-_holds_reference = holds_reference
-
-
 class Scheduler:
     """Per session: numbers calls in program order, owns their futures and tasks."""
 
@@ -276,9 +273,9 @@ class Scheduler:
         if self.mode == "async":
             # a field that holds a reference is unknown until it resolves: its label is widened
             reads, writes = (
-                tool.labels(kwargs, _holds_reference, validated=True)
+                tool.labels(kwargs, holds_reference, validated=True)
                 if kwargs is not None
-                else tool.labels(arguments, _holds_reference)
+                else tool.labels(arguments, holds_reference)
             )
             waits = self.hazards.register(call, reads, writes)
             call.waited_for = sorted(c.seq for c in waits)

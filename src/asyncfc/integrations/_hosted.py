@@ -16,8 +16,7 @@ from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 from ..errors import ConfigurationError
-from ..futures import REFERENCE
-from ..runtime import Runtime
+from ..runtime import Runtime, revision_needed
 from ..scheduler import Call
 from ..tools import Tool
 
@@ -126,7 +125,7 @@ class HostedRuntime:
         elif self.revise == "never":
             revise = False
         else:
-            revise = any(c.error is not None for c in pending) or REFERENCE.search(answer) is not None
+            revise = revision_needed(answer, pending)
         return Finish(settled, pending, revise)
 
     async def aclose(self) -> None:
