@@ -42,6 +42,7 @@ from .runtime import (
     AWAIT_SPEC,
     DEFAULT_GRACE_S,
     Runtime,
+    model_specs,
     revision_needed,
     tool_table,
     with_earlier,
@@ -168,7 +169,7 @@ class Agent:
     def tool_specs(self) -> list[dict[str, Any]]:
         """The tools as the model sees them in this mode (computed once per tool list)."""
         if self._specs is None:
-            self._specs = Runtime(self.tools, mode=self.mode, executor=self.executor).tool_specs()
+            self._specs = model_specs(self.tools.values(), self.mode)
         return self._specs
 
     def session(self) -> Session:

@@ -11,7 +11,7 @@ through the ``await_future`` tool, or when the host settles the user turn.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -121,10 +121,7 @@ class Runtime:
 
     def tool_specs(self) -> list[dict[str, Any]]:
         """The tools as the model sees them in this mode."""
-        specs = [t.spec() for t in self.tools.values()]
-        if self.mode != "async":
-            return specs
-        return [*({**s, "parameters": widen_schema(s["parameters"])} for s in specs), AWAIT_SPEC]
+        return model_specs(self.tools.values(), self.mode)
 
     # -- calls --------------------------------------------------------------------
 
@@ -331,6 +328,15 @@ class Runtime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def model_specs(tools: Iterable[Tool], mode: Mode) -> list[dict[str, Any]]:
+    """Tools as the model sees them: in async mode references are allowed in every parameter
+    and ``await_future`` is offered."""
+    specs = [t.spec() for t in tools]
+    if mode != "async":
+        return specs
+    return [*({**s, "parameters": widen_schema(s["parameters"])} for s in specs), AWAIT_SPEC]
 
 
 def revision_needed(answer: str, settled: Sequence[Call]) -> bool:
