@@ -270,7 +270,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if not args.json:
                 _print_demo_run(runs[mode])
     finally:
-        note = _release_server(local, args.size, started_here=was_running is None and not args.keep_server)
+        note = local.release(args.size, started_here=was_running is None and not args.keep_server)
     sync_s, async_s = runs["sync"].result.wall_s, runs["async"].result.wall_s
     speedup = sync_s / async_s if async_s > 0 else None
     report.update(
@@ -314,18 +314,6 @@ def _print_demo_run(run: Any) -> None:
         "[green]task done[/green]" if run.done else f"[red]task not done:[/red] {'; '.join(run.problems)}"
     )
     out.print(f"   {verdict}")
-
-
-def _release_server(local: Any, size: str, *, started_here: bool) -> str:
-    """Stop a server this command started; otherwise say that it is still running."""
-    if started_here:
-        local.stop(size)
-        return f"stopped the {size} llama-server this command started"
-    server = local.running(size)
-    where = f" at {server.base_url}" if server else ""
-    return (
-        f"the {size} llama-server is still running{where} (stop it with `asyncfc model stop --size {size}`)"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

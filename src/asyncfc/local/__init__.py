@@ -7,7 +7,7 @@ so examples and tests run without API keys. Everything is cached in `cache_dir()
 
 from ._util import LocalModelError, cache_dir
 from .profile import EMBEDDED_PROFILE, LocalModel, model
-from .server import LocalServer, build_llama_server, ensure_server, running, serve, stop
+from .server import LocalServer, build_llama_server, ensure_server, release, running, serve, stop
 from .weights import DEFAULT_SIZE, SIZES, ModelSpec, pull
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "cache_dir",
     "ensure_server",
     "pull",
+    "release",
     "running",
     "serve",
     "stop",

@@ -574,3 +574,16 @@ def stop(size: str | None = None, *, cache: Path | None = None, grace: float = 5
             stopped.append(server)
         state.unlink(missing_ok=True)
     return stopped
+
+
+def release(size: str = DEFAULT_SIZE, *, started_here: bool, cache: Path | None = None) -> str:
+    """Stop the server for ``size`` if the calling command started it; otherwise leave it
+    running. Returns the sentence that tells the user which."""
+    if started_here:
+        stop(size, cache=cache)
+        return f"stopped the {size} llama-server this command started"
+    server = running(size, cache=cache)
+    where = f" at {server.base_url}" if server else ""
+    return (
+        f"the {size} llama-server is still running{where} (stop it with `asyncfc model stop --size {size}`)"
+    )

@@ -125,14 +125,7 @@ def cmd_bench_tasks(args: argparse.Namespace) -> int:
         if not remote:
             from ... import local
 
-            if started_here:
-                local.stop(args.size)
-                server_note = f"stopped the {args.size} llama-server this command started"
-            else:
-                server_note = (
-                    f"the {args.size} llama-server is still running at {base_url} "
-                    f"(stop it with `asyncfc model stop --size {args.size}`)"
-                )
+            server_note = local.release(args.size, started_here=started_here)
     data["server"] = server_note or None
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
