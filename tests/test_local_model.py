@@ -249,28 +249,28 @@ def test_real_server_returns_tool_calls() -> None:
     import openai
 
     srv = local.ensure_server("1.5b")
-    client = openai.OpenAI(base_url=srv.base_url, api_key="local")
-    kwargs = {
-        "model": srv.model,
-        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
-        "tools": [WEATHER_TOOL],
-        "temperature": 0,
-        "seed": 0,
-    }
-    reply = client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
-    calls = reply.choices[0].message.tool_calls
-    assert reply.choices[0].finish_reason == "tool_calls" and calls
-    assert calls[0].function.name == "get_weather"
-    assert json.loads(calls[0].function.arguments) == {"city": "Paris"}
+    with openai.OpenAI(base_url=srv.base_url, api_key="local") as client:
+        kwargs = {
+            "model": srv.model,
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+            "tools": [WEATHER_TOOL],
+            "temperature": 0,
+            "seed": 0,
+        }
+        reply = client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+        calls = reply.choices[0].message.tool_calls
+        assert reply.choices[0].finish_reason == "tool_calls" and calls
+        assert calls[0].function.name == "get_weather"
+        assert json.loads(calls[0].function.arguments) == {"city": "Paris"}
 
-    name, arguments, finish = "", "", None
-    for chunk in client.chat.completions.create(stream=True, **kwargs):  # type: ignore[call-overload]
-        if not chunk.choices:
-            continue
-        choice = chunk.choices[0]
-        for delta in choice.delta.tool_calls or []:
-            name += (delta.function and delta.function.name) or ""
-            arguments += (delta.function and delta.function.arguments) or ""
-        finish = choice.finish_reason or finish
-    assert finish == "tool_calls" and name == "get_weather"
-    assert json.loads(arguments) == {"city": "Paris"}
+        name, arguments, finish = "", "", None
+        for chunk in client.chat.completions.create(stream=True, **kwargs):  # type: ignore[call-overload]
+            if not chunk.choices:
+                continue
+            choice = chunk.choices[0]
+            for delta in choice.delta.tool_calls or []:
+                name += (delta.function and delta.function.name) or ""
+                arguments += (delta.function and delta.function.arguments) or ""
+            finish = choice.finish_reason or finish
+        assert finish == "tool_calls" and name == "get_weather"
+        assert json.loads(arguments) == {"city": "Paris"}

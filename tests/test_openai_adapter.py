@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncGenerator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 import pytest
@@ -362,3 +364,68 @@ async def complete(model: OpenAIChatModel, request: ModelRequest) -> ModelRespon
         if isinstance(ev, ResponseDone):
             return ev.response
     raise AssertionError("no response")
+
+
+class KeepAliveServer(ThreadingHTTPServer):
+    """A chat completions endpoint that keeps connections open (HTTP/1.1), as llama-server
+    does, and counts those the client has not closed yet."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.open_connections = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def handle(self) -> None:
+                server.open_connections += 1
+                try:
+                    super().handle()
+                finally:
+                    server.open_connections -= 1
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                message = {"role": "assistant", "content": "sunny"}
+                body = json.dumps(
+                    {
+                        "id": "1",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "m",
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    }
+                )
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_run_sync_closes_its_connections_and_runs_again() -> None:
+    """Each ``run_sync`` has its own event loop and the connections belong to it: none is
+    left open when it returns, and the next ``run_sync`` opens new ones."""
+    from asyncfc import Agent
+
+    server = KeepAliveServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        agent = Agent(OpenAIChatModel("m", base_url=url, stream=False), [])
+        for _ in range(2):
+            assert agent.run_sync("Weather?").text == "sunny"
+            deadline = time.monotonic() + 5
+            while server.open_connections and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert server.open_connections == 0
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -181,12 +181,31 @@ class Agent:
             return await session.run(prompt)
 
     def run_sync(self, prompt: str | Sequence[Message]) -> RunResult:
-        return asyncio.run(self.run(prompt))
+        """:meth:`run` in an event loop of its own.
+
+        The model's connections belong to that loop, so they are closed with it: nothing is
+        left open when this returns, and the next call opens new ones.
+        """
+
+        async def run_and_release() -> RunResult:
+            try:
+                return await self.run(prompt)
+            finally:
+                await self._release_model()
+
+        return asyncio.run(run_and_release())
+
+    async def _release_model(self) -> None:
+        release = getattr(self.model, "aclose", None)
+        if release is not None:
+            await release()
 
     async def close(self) -> None:
-        """Release the workers of the executor this agent created (a shared one is left alone)."""
+        """Release the workers of the executor this agent created (a shared one is left alone)
+        and the model's HTTP connections (its next request opens new ones)."""
         if self._owns_executor:
             await self.executor.close()
+        await self._release_model()
 
     async def __aenter__(self) -> Agent:
         return self

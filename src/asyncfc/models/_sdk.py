@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 
@@ -28,15 +29,38 @@ def client_kwargs(
 
 
 class OwnedClient(Generic[_Client]):
-    """Closes the SDK client on :meth:`aclose` only if the adapter made it."""
+    """Owns the SDK client unless the caller passed one.
 
-    client: _Client
-    _owns_client: bool
+    Connections belong to the event loop that opened them, so a client the adapter makes
+    is made on first use in each event loop and closed by :meth:`aclose`; the next use
+    (the next ``Agent.run_sync``, say) makes a fresh one. A caller's client is used as it
+    is and never closed here.
+    """
+
+    def _adopt(self, client: _Client | None, make: Callable[[], _Client]) -> None:
+        self._given = client
+        self._make = make
+        self._owned: _Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def client(self) -> _Client:
+        """The SDK client to send requests with (the caller's, or this loop's own)."""
+        if self._given is not None:
+            return self._given
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if self._owned is None or (loop is not None and loop is not self._loop):
+            self._owned, self._loop = self._make(), loop
+        return self._owned
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this adapter made it."""
-        if self._owns_client:
-            await self.client.close()
+        """Close the HTTP client if this adapter made it (a later request makes a new one)."""
+        owned, self._owned = self._owned, None
+        if owned is not None:
+            await owned.close()
 
     async def __aenter__(self: _Self) -> _Self:
         return self

@@ -130,14 +130,9 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
         self.use_stream = stream
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self._owns_client = client is None
-        if client is None:
-            client = AsyncAnthropic(
-                **client_kwargs(
-                    base_url, api_key, ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"), max_retries, timeout
-                )
-            )
-        self.client = client
+        keys = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+        kwargs = client_kwargs(base_url, api_key, keys, max_retries, timeout)
+        self._adopt(client, lambda: AsyncAnthropic(**kwargs))
 
     def request_params(self, request: ModelRequest) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` for ``request``."""

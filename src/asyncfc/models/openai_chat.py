@@ -359,12 +359,8 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body) if extra_body else None
         self.parse_text_calls = parse_text_calls
-        self._owns_client = client is None
-        if client is None:
-            client = AsyncOpenAI(
-                **client_kwargs(base_url, api_key, ("OPENAI_API_KEY",), max_retries, timeout)
-            )
-        self.client = client
+        kwargs = client_kwargs(base_url, api_key, ("OPENAI_API_KEY",), max_retries, timeout)
+        self._adopt(client, lambda: AsyncOpenAI(**kwargs))
         self._ids = 0
 
     def request_params(self, request: ModelRequest) -> dict[str, Any]:
