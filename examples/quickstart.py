@@ -7,7 +7,7 @@ Runs anywhere (a scripted model stands in for the LLM). Swap in
 import asyncio
 
 from asyncfc import Agent, tool
-from asyncfc.models import Call, Ref, ScriptedModel
+from asyncfc.models import Ref, ScriptedCall, ScriptedModel
 
 
 @tool(pure=True)
@@ -26,8 +26,8 @@ def send_email(to: str, body: str) -> str:
 def script() -> ScriptedModel:
     return ScriptedModel(
         [
-            [Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city": "Tokyo"})],
-            [Call("send_email", {"to": "bob@example.com", "body": Ref(0)})],
+            [ScriptedCall("get_weather", {"city": "Paris"}), ScriptedCall("get_weather", {"city": "Tokyo"})],
+            [ScriptedCall("send_email", {"to": "bob@example.com", "body": Ref(1)})],
             "Done: Bob has the weather.",
         ],
         call_s=0.2,

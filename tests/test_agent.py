@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from asyncfc import ToolDefinitionError, tool
 from asyncfc.agent import AWAIT_TOOL, Agent, RunResult
 from asyncfc.models.base import Message, ToolCall
-from asyncfc.models.scripted import Call, Ref, ScriptedModel, Turn
+from asyncfc.models.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from asyncfc.scheduler import Mode
 from asyncfc.tools import Tool
 from conftest import (
@@ -60,9 +60,9 @@ def fingerprint(result: RunResult) -> list[Any]:
 
 
 SCRIPT: list[Turn] = [
-    [Call("get", {"key": "a"}), Call("add", {"a": 1, "b": 2})],
-    [Call("add", {"a": Ref(1), "b": 10}), Call("put", {"key": "b", "value": Ref(0)})],
-    [Call("add", {"a": Ref(2), "b": Ref(3)}), Call("get", {"key": "b"})],
+    [ScriptedCall("get", {"key": "a"}), ScriptedCall("add", {"a": 1, "b": 2})],
+    [ScriptedCall("add", {"a": Ref(2), "b": 10}), ScriptedCall("put", {"key": "b", "value": Ref(1)})],
+    [ScriptedCall("add", {"a": Ref(3), "b": Ref(4)}), ScriptedCall("get", {"key": "b"})],
     "done",
 ]
 
@@ -103,7 +103,12 @@ def test_references_are_future_ids_in_async_and_values_otherwise(mode: Mode) -> 
         gate.set()
         return "ok"
 
-    turns: list[Turn] = [[Call("slow", {"x": 1})], [Call("slow", {"x": Ref(0)})], release, "ok"]
+    turns: list[Turn] = [
+        [ScriptedCall("slow", {"x": 1})],
+        [ScriptedCall("slow", {"x": Ref(1)})],
+        release,
+        "ok",
+    ]
     result = run(Agent(ScriptedModel(turns), [slow], mode=mode).run("go"))
     second = result.calls[1]
     assert second.value == 3
@@ -117,7 +122,9 @@ def test_references_are_future_ids_in_async_and_values_otherwise(mode: Mode) -> 
 def test_sync_tools_run_in_worker_threads() -> None:
     threads: dict[str, str] = {}
     agent = Agent(
-        ScriptedModel([[Call("put", {"key": "a", "value": 1}), Call("add", {"a": 1, "b": 1})], "ok"]),
+        ScriptedModel(
+            [[ScriptedCall("put", {"key": "a", "value": 1}), ScriptedCall("add", {"a": 1, "b": 1})], "ok"]
+        ),
         store_tools({}, threads),
         mode="async",
     )
@@ -137,7 +144,12 @@ def test_parallel_mode_runs_one_steps_calls_concurrently() -> None:
             return me
 
         model = ScriptedModel(
-            [[Call("meet", {"me": "x", "other": "y"}), Call("meet", {"me": "y", "other": "x"})]]
+            [
+                [
+                    ScriptedCall("meet", {"me": "x", "other": "y"}),
+                    ScriptedCall("meet", {"me": "y", "other": "x"}),
+                ]
+            ]
         )
         return await Agent(model, [meet], mode=mode).run("go")
 
@@ -155,9 +167,9 @@ def test_async_returns_placeholders_then_delivers_values() -> None:
         await gate.wait()
         return x * 2
 
-    def second(transcript: Sequence[Message]) -> list[Call]:
+    def second(transcript: Sequence[Message]) -> list[ScriptedCall]:
         seen.append([m.content for m in transcript])
-        return [Call("slow", {"x": 5})]
+        return [ScriptedCall("slow", {"x": 5})]
 
     def third(transcript: Sequence[Message]) -> str:
         seen.append([m.content for m in transcript])
@@ -168,7 +180,7 @@ def test_async_returns_placeholders_then_delivers_values() -> None:
         seen.append([m.content for m in transcript])
         return "final"
 
-    model = ScriptedModel([[Call("slow", {"x": 1})], second, third, fourth])
+    model = ScriptedModel([[ScriptedCall("slow", {"x": 1})], second, third, fourth])
     result = run(Agent(model, [slow], mode="async", delivery="rewrite", revise="always", grace_s=0).run("go"))
     # step 2: the first call was a pending placeholder
     ph = json.loads(seen[0][-1])
@@ -197,15 +209,15 @@ def test_synthetic_await_delivery_appends_protocol_valid_await() -> None:
         await gates[x].wait()
         return x + 100
 
-    def release1(transcript: Sequence[Message]) -> list[Call]:
+    def release1(transcript: Sequence[Message]) -> list[ScriptedCall]:
         gates[1].set()
-        return [Call("slow", {"x": 2})]
+        return [ScriptedCall("slow", {"x": 2})]
 
     def release2(transcript: Sequence[Message]) -> str:
         gates[2].set()
         return "answer"
 
-    model = ScriptedModel([[Call("slow", {"x": 1})], release1, release2, "final"])
+    model = ScriptedModel([[ScriptedCall("slow", {"x": 1})], release1, release2, "final"])
     result = run(Agent(model, [slow], mode="async", delivery="synthetic_await", revise="always").run("go"))
     assert [c.value for c in result.calls] == [101, 102]
     assert result.text == "final"
@@ -238,10 +250,14 @@ def test_await_future_one_several_and_unknown() -> None:
         return x * 3
 
     turns: list[Turn] = [
-        [Call("work", {"x": 1}), Call("work", {"x": 2}), Call("work", {"x": 3})],
-        [Call(AWAIT_TOOL, {"ids": ["fut_1"]})],
-        [Call(AWAIT_TOOL, {"ids": ["fut_2", "fut_3"]})],
-        [Call(AWAIT_TOOL, {"ids": ["fut_99"]}), Call(AWAIT_TOOL, {"id": "fut_1"}), Call(AWAIT_TOOL, {})],
+        [ScriptedCall("work", {"x": 1}), ScriptedCall("work", {"x": 2}), ScriptedCall("work", {"x": 3})],
+        [ScriptedCall(AWAIT_TOOL, {"ids": ["fut_1"]})],
+        [ScriptedCall(AWAIT_TOOL, {"ids": ["fut_2", "fut_3"]})],
+        [
+            ScriptedCall(AWAIT_TOOL, {"ids": ["fut_99"]}),
+            ScriptedCall(AWAIT_TOOL, {"id": "fut_1"}),
+            ScriptedCall(AWAIT_TOOL, {}),
+        ],
         "done",
     ]
     model = ScriptedModel(turns)
@@ -286,10 +302,10 @@ def test_multi_turn_session_keeps_history_and_futures() -> None:
     store = {"a": 5, "b": 0}
     model = ScriptedModel(
         [
-            [Call("get", {"key": "a"})],
-            [Call(AWAIT_TOOL, {"ids": ["fut_1"]})],  # delivered now: no revision step
+            [ScriptedCall("get", {"key": "a"})],
+            [ScriptedCall(AWAIT_TOOL, {"ids": ["fut_1"]})],  # delivered now: no revision step
             "first answer",
-            [Call("add", {"a": "fut_1", "b": 1})],  # a future of the previous user turn
+            [ScriptedCall("add", {"a": "fut_1", "b": 1})],  # a future of the previous user turn
             "second answer",
         ]
     )
@@ -323,15 +339,15 @@ def test_revision_is_bounded() -> None:
         gate.set()
         return "draft"
 
-    def more(transcript: Sequence[Message]) -> list[Call]:
+    def more(transcript: Sequence[Message]) -> list[ScriptedCall]:
         gate.clear()
-        return [Call("slow", {"x": 2})]
+        return [ScriptedCall("slow", {"x": 2})]
 
     def draft2(transcript: Sequence[Message]) -> str:
         gate.set()
         return "draft2"
 
-    turns: list[Turn] = [[Call("slow", {"x": 1})], draft, more, draft2, "never asked"]
+    turns: list[Turn] = [[ScriptedCall("slow", {"x": 1})], draft, more, draft2, "never asked"]
     model = ScriptedModel(turns)
     result = run(Agent(model, [slow], mode="async", max_revisions=1, revise="always").run("go"))
     assert result.text == "draft2"
@@ -342,9 +358,9 @@ def test_revision_is_bounded() -> None:
 
 def test_no_revision_when_everything_was_delivered() -> None:
     for mode in MODES:
-        turns: list[Turn] = [[Call("add", {"a": 1, "b": 2})], "ok"]
+        turns: list[Turn] = [[ScriptedCall("add", {"a": 1, "b": 2})], "ok"]
         if mode == "async":
-            turns.insert(1, [Call(AWAIT_TOOL, {"ids": ["fut_1"]})])
+            turns.insert(1, [ScriptedCall(AWAIT_TOOL, {"ids": ["fut_1"]})])
         model = ScriptedModel(turns)
         result = run(Agent(model, store_tools({}), mode=mode).run("go"))
         assert result.text == "ok"
@@ -358,7 +374,7 @@ def test_step_limit_loses_no_call() -> None:
         return x
 
     for mode in MODES:
-        model = ScriptedModel([[Call("slow", {"x": i})] for i in range(10)])
+        model = ScriptedModel([[ScriptedCall("slow", {"x": i})] for i in range(10)])
         result = run(Agent(model, [slow], mode=mode, max_steps=3).run("go"))
         assert result.stop_reason == "step_limit", mode
         assert result.text == "" and result.steps == 3
@@ -442,15 +458,15 @@ def structured_run(mode: Mode) -> list[Any]:
     def double(x: int) -> int:
         return 2 * x
 
-    def second(transcript: Sequence[Message]) -> list[Call]:
+    def second(transcript: Sequence[Message]) -> list[ScriptedCall]:
         seen.append(transcript[-1].content)
-        return [Call("double", {"x": Ref(0, ".amount")})]
+        return [ScriptedCall("double", {"x": Ref(1, ".amount")})]
 
     def release(transcript: Sequence[Message]) -> str:
         gate.set()
         return "ok"
 
-    turns: list[Turn] = [[Call("quote", {"item": "apple"})], second, release, "ok"]
+    turns: list[Turn] = [[ScriptedCall("quote", {"item": "apple"})], second, release, "ok"]
     result = run(Agent(ScriptedModel(turns), [quote, double], mode=mode).run("go"))
     if mode == "async":
         assert json.loads(seen[0])["fields"] == {"amount": "fut_1.amount", "currency": "fut_1.currency"}
@@ -484,7 +500,9 @@ def test_result_truncation() -> None:
         return "x" * 1000
 
     result = run(
-        Agent(ScriptedModel([[Call("big")], "ok"]), [big], mode="async", max_result_chars=50).run("go")
+        Agent(ScriptedModel([[ScriptedCall("big")], "ok"]), [big], mode="async", max_result_chars=50).run(
+            "go"
+        )
     )
     shown = content_of(result.messages, result.calls[0])
     text = shown["value"] if isinstance(shown, dict) else shown
@@ -518,8 +536,8 @@ def test_label_with_reference_inside_a_longer_string_is_widened(mode: Mode) -> N
         return "done"
 
     turns: list[Turn] = [
-        [Call("write", {"path": "d/b", "value": 1}), Call("pick")],
-        [Call("read", {"path": "d/fut_2" if mode == "async" else "d/b"})],
+        [ScriptedCall("write", {"path": "d/b", "value": 1}), ScriptedCall("pick")],
+        [ScriptedCall("read", {"path": "d/fut_2" if mode == "async" else "d/b"})],
         release,
     ]
     result = run(Agent(ScriptedModel(turns), [write, pick, read], mode=mode).run("go"))
@@ -556,7 +574,7 @@ def test_revise_when_needed(answer: str, fail: bool, revised: bool) -> None:
             gate.set()  # the call is still pending when this answer is given
             return answer
 
-        model = ScriptedModel([[Call("slow", {"x": 1})], final, "revised"])
+        model = ScriptedModel([[ScriptedCall("slow", {"x": 1})], final, "revised"])
         result = await Agent(model, [_gated_tool(gate, fail)], mode="async").run("go")
         return result, model
 
@@ -577,7 +595,7 @@ def test_set_tools_between_user_turns() -> None:
         """Revealed later."""
         return "two"
 
-    model = ScriptedModel([[Call("second")], "no", [Call("second")], "yes"])
+    model = ScriptedModel([[ScriptedCall("second")], "no", [ScriptedCall("second")], "yes"])
     agent = Agent(model, [first], mode="async")
 
     async def main() -> list[RunResult]:
@@ -605,7 +623,9 @@ def test_a_number_passed_into_a_string_parameter_arrives_as_text() -> None:
         """Writes text."""
         return f"{path}={content}"
 
-    model = ScriptedModel([[Call("rate")], [Call("write", {"path": "a.txt", "content": Ref(0)})], "done"])
+    model = ScriptedModel(
+        [[ScriptedCall("rate")], [ScriptedCall("write", {"path": "a.txt", "content": Ref(1)})], "done"]
+    )
     result = asyncio.run(Agent(model, [rate, write], mode="async", grace_s=0).run("go"))
     assert result.calls[1].value == "a.txt=270.0"
 
@@ -629,7 +649,7 @@ def test_a_model_profile_adds_its_example_and_answers_repeats() -> None:
 
     for mode in MODES:
         ran.clear()
-        model = Profiled([[Call("look", {"x": 1})], [Call("look", {"x": 1})], "done"])
+        model = Profiled([[ScriptedCall("look", {"x": 1})], [ScriptedCall("look", {"x": 1})], "done"])
         result = run(Agent(model, [look], mode=mode, system_prompt="Sys.").run("go"))
         first, again = result.calls
         assert ran == [1] and again.repeat_of == first.seq and again.value == first.value == 2

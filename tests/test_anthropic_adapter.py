@@ -29,7 +29,7 @@ from asyncfc.models.base import (
     ToolCall,
     ToolCallReady,
 )
-from asyncfc.models.scripted import Call, Ref, Turn
+from asyncfc.models.scripted import Ref, ScriptedCall, Turn
 from asyncfc.models.simserver import SimServer
 
 TOOLS = [
@@ -67,7 +67,7 @@ def done(events: Timed) -> ModelResponse:
 @pytest.mark.parametrize("stream", [True, False])
 def test_parallel_tool_use(stream: bool) -> None:
     turns: list[Turn] = [
-        [Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city": "Tokyo"})],
+        [ScriptedCall("get_weather", {"city": "Paris"}), ScriptedCall("get_weather", {"city": "Tokyo"})],
         "Sunny, both.",
     ]
     with SimServer(turns) as srv:
@@ -116,7 +116,9 @@ def test_cache_reads_and_writes_from_start_and_delta_usage() -> None:
 
 def test_early_dispatch_at_content_block_stop() -> None:
     long_body = "word " * 30  # ~40 tokens at 100 tok/s: ~0.4 s after the first call is complete
-    turns: list[Turn] = [[Call("get_weather", {"city": "Paris"}), Call("send_email", {"body": long_body})]]
+    turns: list[Turn] = [
+        [ScriptedCall("get_weather", {"city": "Paris"}), ScriptedCall("send_email", {"body": long_body})]
+    ]
     with SimServer(turns, ttft_s=0.05, tokens_per_s=100) as srv:
         events = run(srv, ModelRequest(USER, TOOLS))
     finished_at = srv.model_requests[0].finished_at
@@ -132,8 +134,10 @@ def test_early_dispatch_at_content_block_stop() -> None:
 
 
 def test_tool_use_and_tool_result_conversion_on_the_wire() -> None:
-    turns: list[Any] = [[Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city": "Tokyo"})]]
-    turns += [[Call("send_email", {"body": Ref(1, ".temp")})], "done"]
+    turns: list[Any] = [
+        [ScriptedCall("get_weather", {"city": "Paris"}), ScriptedCall("get_weather", {"city": "Tokyo"})]
+    ]
+    turns += [[ScriptedCall("send_email", {"body": Ref(2, ".temp")})], "done"]
     with SimServer(turns) as srv:
 
         async def go() -> list[ModelResponse]:
@@ -239,7 +243,9 @@ def test_llama_format_error_becomes_an_empty_step(stream: bool) -> None:
 
 
 def test_llama_format_error_inside_the_stream_keeps_closed_blocks() -> None:
-    turns: list[Turn] = [[Call("get_weather", {"city": "Paris"}), Call("send_email", {"body": "y"})]]
+    turns: list[Turn] = [
+        [ScriptedCall("get_weather", {"city": "Paris"}), ScriptedCall("send_email", {"body": "y"})]
+    ]
     with SimServer(turns) as srv:
         srv.inject_error(in_stream=True)
         events = run(srv, ModelRequest(USER, TOOLS), max_retries=0)

@@ -22,7 +22,7 @@ from asyncfc.bench.tasks.runner import run_suite, run_task
 from asyncfc.bench.tasks.script import SolutionModel
 from asyncfc.bench.tasks.world import LOOKUPS, evaluate
 from asyncfc.cli import build_parser, main
-from asyncfc.models.scripted import Call, Turn
+from asyncfc.models.scripted import ScriptedCall, Turn
 from asyncfc.scheduler import Mode
 
 SCALE = 0.001
@@ -95,8 +95,8 @@ W = "get_weather"
             [
                 [
                     [
-                        Call(W, {"city": "Oslo"}),
-                        Call("set_thermostat", {"room": "living room", "celsius": 20}),
+                        ScriptedCall(W, {"city": "Oslo"}),
+                        ScriptedCall("set_thermostat", {"room": "living room", "celsius": 20}),
                     ],
                     "Done.",
                 ]
@@ -107,9 +107,9 @@ W = "get_weather"
             "track_broken_package",
             [
                 [
-                    [Call("track_package", {"tracking_number": "TRK-7781"})],
+                    [ScriptedCall("track_package", {"tracking_number": "TRK-7781"})],
                     [
-                        Call(
+                        ScriptedCall(
                             "send_email",
                             {"to": "bob.chen@example.com", "subject": "x", "body": "It was delivered."},
                         )
@@ -123,9 +123,9 @@ W = "get_weather"
             "weather_digest_email",
             [
                 [
-                    [Call(W, {"city": c}) for c in ("Paris", "Madrid", "Berlin")],
+                    [ScriptedCall(W, {"city": c}) for c in ("Paris", "Madrid", "Berlin")],
                     [
-                        Call(
+                        ScriptedCall(
                             "send_email",
                             {"to": "alice.martin@example.com", "subject": "w", "body": "18 27 12"},
                         )
@@ -138,19 +138,19 @@ W = "get_weather"
         ),
         (  # made-up value: no lookup, number invented
             "convert_to_file",
-            [[[Call("write_file", {"path": "usd.txt", "content": "270 USD"})], "Saved."]],
+            [[[ScriptedCall("write_file", {"path": "usd.txt", "content": "270 USD"})], "Saved."]],
             "never ran",
         ),
         (  # a tool for a question that needs none
             "thank_you_in_spanish",
-            [[[Call(W, {"city": "Madrid"})], "Gracias."]],
+            [[[ScriptedCall(W, {"city": "Madrid"})], "Gracias."]],
             "needs no tool",
         ),
         (  # follow-up ignored the earlier result
             "tokyo_weather_followup",
             [
-                [[Call(W, {"city": "Tokyo"})], "24 C, sunny."],
-                [[Call("write_file", {"path": "tokyo.txt", "content": "nice"})], "ok"],
+                [[ScriptedCall(W, {"city": "Tokyo"})], "24 C, sunny."],
+                [[ScriptedCall("write_file", {"path": "tokyo.txt", "content": "nice"})], "ok"],
             ],
             "tokyo.txt",
         ),
@@ -243,7 +243,7 @@ def test_cli_end_to_end_over_http(capsys: pytest.CaptureFixture[str], tmp_path: 
     """The command against the simulated-decode server: OpenAI SDK, warm-up per mode, JSON out."""
     from asyncfc.models import SimServer
 
-    calls = [Call(W, {"city": c}) for c in ("Paris", "Tokyo", "London")]
+    calls = [ScriptedCall(W, {"city": c}) for c in ("Paris", "Tokyo", "London")]
     answer = "Paris 18 C, Tokyo 24 C, London 15 C."
     turns: list[Turn] = ["Hello!", calls, answer, "Hello!", calls, answer]
     with SimServer(turns) as srv:

@@ -20,7 +20,7 @@ from asyncfc import Agent, tool
 from asyncfc.models.anthropic_messages import AnthropicMessagesModel
 from asyncfc.models.base import Message, ModelRequest, ModelResponse, ToolCall, Usage, complete
 from asyncfc.models.openai_chat import OpenAIChatModel, usage_from_openai
-from asyncfc.models.scripted import Call, Turn
+from asyncfc.models.scripted import ScriptedCall, Turn
 from asyncfc.models.simserver import SimServer, prompt_tokens, shared_prefix
 from asyncfc.trace import Trace, plot_timeline
 
@@ -64,7 +64,7 @@ def ask(
 
 
 def turns(n: int) -> list[Turn]:
-    out: list[Turn] = [[Call("lookup", {"key": f"k{i}"})] for i in range(n)]
+    out: list[Turn] = [[ScriptedCall("lookup", {"key": f"k{i}"})] for i in range(n)]
     return [*out, "a=0, b=10"]
 
 

@@ -12,7 +12,7 @@ import pytest
 from asyncfc import Agent, tool
 from asyncfc.agent import Delivery
 from asyncfc.models import OpenAIChatModel, SimServer
-from asyncfc.models.scripted import Call, Ref, ScriptedModel
+from asyncfc.models.scripted import Ref, ScriptedCall, ScriptedModel
 from conftest import tool_message
 
 GATE_S = 0.15
@@ -35,11 +35,11 @@ def conversation() -> list[Any]:
     """A slow call (0.9 s) answered with a placeholder, then steps of 0.3 s each: its value
     arrives a few steps later, when its placeholder is far back in the history."""
     return [
-        [Call("slow", {"x": 6})],
-        [Call("fast", {"x": 1})],
-        [Call("fast", {"x": 2})],
-        [Call("fast", {"x": 3})],
-        [Call("fast", {"x": Ref(0)})],
+        [ScriptedCall("slow", {"x": 6})],
+        [ScriptedCall("fast", {"x": 1})],
+        [ScriptedCall("fast", {"x": 2})],
+        [ScriptedCall("fast", {"x": 3})],
+        [ScriptedCall("fast", {"x": Ref(1)})],
         "done",
     ]
 
@@ -83,7 +83,7 @@ def test_rewrite_throws_away_the_cache_from_the_edited_message_on() -> None:
     ],
 )
 def test_the_grace_window_answers_fast_calls_with_their_value(grace_s: float, expect: list[str]) -> None:
-    model_turns: list[Any] = [[Call("fast", {"x": 1}), Call("slow", {"x": 1})], "done"]
+    model_turns: list[Any] = [[ScriptedCall("fast", {"x": 1}), ScriptedCall("slow", {"x": 1})], "done"]
     result = asyncio.run(Agent(ScriptedModel(model_turns), tools(), mode="async", grace_s=grace_s).run("go"))
     shown = [json.loads(tool_message(result.messages, c.call_id).content)["status"] for c in result.calls]
     assert shown == expect

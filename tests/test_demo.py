@@ -12,14 +12,14 @@ import pytest
 
 from asyncfc.demo import Errands, run_mode
 from asyncfc.models.base import Message
-from asyncfc.models.scripted import Call, ScriptedModel, call_results
+from asyncfc.models.scripted import ScriptedCall, ScriptedModel, call_results
 from asyncfc.scheduler import Mode
 
 CITIES = ["Paris", "Tokyo", "London"]
 
 
 def solution() -> ScriptedModel:
-    def email(transcript: Sequence[Message]) -> list[Call]:
+    def email(transcript: Sequence[Message]) -> list[ScriptedCall]:
         seen = call_results(transcript)  # values, or future ids where the model saw placeholders
         parts = [
             s["future"]
@@ -27,9 +27,9 @@ def solution() -> ScriptedModel:
             else str(s.get("value", s) if isinstance(s, dict) else s)
             for s in seen
         ]
-        return [Call("send_email", {"to": "carol@example.com", "body": "; ".join(parts)})]
+        return [ScriptedCall("send_email", {"to": "carol@example.com", "body": "; ".join(parts)})]
 
-    return ScriptedModel([*([Call("get_weather", {"city": c})] for c in CITIES), email, "Sent."])
+    return ScriptedModel([*([ScriptedCall("get_weather", {"city": c})] for c in CITIES), email, "Sent."])
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

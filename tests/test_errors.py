@@ -14,7 +14,7 @@ import pytest
 from asyncfc import AsyncFCError, ErrorKind, ModelError, SessionClosedError, tool
 from asyncfc.agent import AWAIT_TOOL, Agent, RunResult
 from asyncfc.models.base import Message, ToolCall
-from asyncfc.models.scripted import Call, Ref, ScriptedModel, Turn
+from asyncfc.models.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from asyncfc.scheduler import Mode
 from asyncfc.tools import Tool
 from conftest import RawModel, assert_protocol_valid, content_of, error_of, run
@@ -68,7 +68,7 @@ def play(mode: Mode, turns: Sequence[Turn], **options: Any) -> tuple[RunResult, 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_unknown_tool(mode: Mode) -> None:
-    result, _ = play(mode, [[Call("launch_rockets", {"n": 1})], "sorry"])
+    result, _ = play(mode, [[ScriptedCall("launch_rockets", {"n": 1})], "sorry"])
     (call,) = result.calls
     err = error_of(result.messages, call)
     assert err["type"] == "unknown_tool"
@@ -103,7 +103,9 @@ def test_malformed_json_arguments(mode: Mode) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_arguments_failing_validation_after_substitution(mode: Mode) -> None:
     # double(x: int) gets the *string* result of name_of: as a reference in async mode
-    result, called = play(mode, [[Call("name_of", {"i": 1})], [Call("double", {"x": Ref(0)})], "done"])
+    result, called = play(
+        mode, [[ScriptedCall("name_of", {"i": 1})], [ScriptedCall("double", {"x": Ref(1)})], "done"]
+    )
     named, doubled = result.calls
     if mode == "async":
         assert doubled.arguments == {"x": "fut_1"}  # the reference itself passes the widened schema
@@ -120,9 +122,9 @@ def test_unknown_future_and_self_reference() -> None:
         "async",
         [
             [
-                Call("double", {"x": "fut_1"}),
-                Call("double", {"x": "fut_9"}),
-                Call("double", {"x": "fut_1.a"}),
+                ScriptedCall("double", {"x": "fut_1"}),
+                ScriptedCall("double", {"x": "fut_9"}),
+                ScriptedCall("double", {"x": "fut_1.a"}),
             ],
             "done",
         ],
@@ -139,7 +141,7 @@ def test_unknown_future_and_self_reference() -> None:
 
 def test_missing_field_of_a_result() -> None:
     result, called = play(
-        "async", [[Call("ok", {"x": 3})], [Call("double", {"x": Ref(0, ".price")})], "done"]
+        "async", [[ScriptedCall("ok", {"x": 3})], [ScriptedCall("double", {"x": Ref(1, ".price")})], "done"]
     )
     err = error_of(result.messages, result.calls[1])
     assert err["type"] == "unknown_future" and "no field 'price'" in err["message"]
@@ -152,10 +154,13 @@ def test_future_of_another_session_is_unknown() -> None:
 
     async def main() -> tuple[RunResult, RunResult, Any]:
         model_a = ScriptedModel(
-            [[Call("ok", {"x": 1}), Call("ok", {"x": 2}), Call("ok", {"x": 3})], "a done"]
+            [
+                [ScriptedCall("ok", {"x": 1}), ScriptedCall("ok", {"x": 2}), ScriptedCall("ok", {"x": 3})],
+                "a done",
+            ]
         )
         model_b = ScriptedModel(
-            [[Call("double", {"x": "fut_3"}), Call(AWAIT_TOOL, {"ids": ["fut_2"]})], "b done"]
+            [[ScriptedCall("double", {"x": "fut_3"}), ScriptedCall(AWAIT_TOOL, {"ids": ["fut_2"]})], "b done"]
         )
         async with Agent(model_a, tools).session() as a, Agent(model_b, tools).session() as b:
             ra = await a.run("session a")
@@ -177,8 +182,8 @@ def test_dependency_failed_dependant_not_run(delivery: str) -> None:
     result, called = play(
         "async",
         [
-            [Call("boom", {"reason": "disk full"})],
-            [Call("double", {"x": Ref(0)}), Call("double", {"x": "total: fut_1"})],
+            [ScriptedCall("boom", {"reason": "disk full"})],
+            [ScriptedCall("double", {"x": Ref(1)}), ScriptedCall("double", {"x": "total: fut_1"})],
             "done",
         ],
         delivery=delivery,
@@ -198,7 +203,7 @@ def test_dependency_failed_dependant_not_run(delivery: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_tool_raising(mode: Mode) -> None:
-    result, _ = play(mode, [[Call("boom", {"reason": "no such user 42"})], "done"])
+    result, _ = play(mode, [[ScriptedCall("boom", {"reason": "no such user 42"})], "done"])
     (call,) = result.calls
     err = error_of(result.messages, call)
     assert err["type"] == "tool_error"
@@ -211,7 +216,7 @@ def test_tool_raising_its_own_timeout_error_is_a_tool_error() -> None:
     async def fetch() -> str:
         raise TimeoutError("upstream did not answer")
 
-    result = run(Agent(ScriptedModel([[Call("fetch")], "done"]), [fetch]).run("go"))
+    result = run(Agent(ScriptedModel([[ScriptedCall("fetch")], "done"]), [fetch]).run("go"))
     err = error_of(result.messages, result.calls[0])
     assert err["type"] == "tool_error" and "upstream did not answer" in err["message"]
 
@@ -229,7 +234,7 @@ def test_async_tool_timing_out(mode: Mode) -> None:
             raise
 
     t0 = time.perf_counter()
-    result = run(Agent(ScriptedModel([[Call("hang")], "done"]), [hang], mode=mode).run("go"))
+    result = run(Agent(ScriptedModel([[ScriptedCall("hang")], "done"]), [hang], mode=mode).run("go"))
     assert time.perf_counter() - t0 < 10
     err = error_of(result.messages, result.calls[0])
     assert err["type"] == "timeout" and "hang timed out after 0.05 s" in err["message"]
@@ -249,7 +254,7 @@ def test_sync_tool_timing_out_and_default_timeout() -> None:
 
     try:
         agent = Agent(
-            ScriptedModel([[Call("stuck"), Call("stuck_default")], "done"]),
+            ScriptedModel([[ScriptedCall("stuck"), ScriptedCall("stuck_default")], "done"]),
             [stuck, stuck_default],
             mode="async",
             default_timeout=0.1,
@@ -268,8 +273,12 @@ def test_failing_call_leaves_independent_siblings_running() -> None:
         result, called = play(
             mode,
             [
-                [Call("boom", {"reason": "x"}), Call("ok", {"x": 7}), Call("launch", {})],
-                [Call("ok", {"x": 8})],
+                [
+                    ScriptedCall("boom", {"reason": "x"}),
+                    ScriptedCall("ok", {"x": 7}),
+                    ScriptedCall("launch", {}),
+                ],
+                [ScriptedCall("ok", {"x": 8})],
                 "done",
             ],
         )
@@ -295,7 +304,7 @@ def test_failure_does_not_cancel_a_later_conflicting_call() -> None:
         store.append(x)
         return len(store)
 
-    model = ScriptedModel([[Call("fail"), Call("append", {"x": "a"})], "done"])
+    model = ScriptedModel([[ScriptedCall("fail"), ScriptedCall("append", {"x": "a"})], "done"])
     result = run(Agent(model, [fail, append], mode="async").run("go"))
     failed, appended = result.calls
     assert failed.error is not None and appended.value == 1 and store == ["a"]
@@ -324,7 +333,9 @@ def test_cancelling_a_run_cancels_every_pending_call() -> None:
             raise AssertionError("must not run")
 
         before = asyncio.all_tasks()
-        model = ScriptedModel([[Call("hang"), Call("blocking"), Call("queued")], "done"])
+        model = ScriptedModel(
+            [[ScriptedCall("hang"), ScriptedCall("blocking"), ScriptedCall("queued")], "done"]
+        )
         session = Agent(model, [hang, blocking, queued], mode="async").session()
         task = asyncio.create_task(session.run("go"))
         await asyncio.wait_for(started["a"].wait(), 5)
@@ -361,7 +372,7 @@ def test_closing_a_session_while_a_run_is_in_flight() -> None:
             raise AssertionError("no call may start once the session is closed")
 
         before = asyncio.all_tasks()
-        model = ScriptedModel([[Call("hang")], "draft", [Call("after")], "done"])
+        model = ScriptedModel([[ScriptedCall("hang")], "draft", [ScriptedCall("after")], "done"])
         session = Agent(model, [hang, after], mode="async").session()
         task = asyncio.create_task(session.run("go"))
         await asyncio.wait_for(started.wait(), 5)
@@ -416,7 +427,9 @@ def test_errors_reach_the_model_as_json_with_type_and_message() -> None:
         return "done"
 
     for mode in MODES:
-        result, _ = play(mode, [[Call("boom", {"reason": "r"}), Call("nope", {})], look, look])
+        result, _ = play(
+            mode, [[ScriptedCall("boom", {"reason": "r"}), ScriptedCall("nope", {})], look, look]
+        )
         errors = [content_of(seen, c) for c in result.calls]
         for p in errors:
             assert set(p["error"]) == {"type", "message"} and p["error"]["message"]

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from asyncfc import AsyncFCError, ErrorKind, ToolDefinitionError, tool
 from asyncfc.agent import Agent
 from asyncfc.executors import Executor, make_executor
-from asyncfc.models.scripted import Call, ScriptedModel, Turn
+from asyncfc.models.scripted import ScriptedCall, ScriptedModel, Turn
 from asyncfc.scheduler import Mode
 from asyncfc.tools import Tool
 from conftest import run
@@ -286,10 +286,10 @@ def test_errors_are_values_on_every_executor(
 ) -> None:
     executor = kind_executor(request, kind)
     calls = [
-        Call("double", {"x": 2}),
-        Call("abort", {"x": 3}),
-        Call("exit_", {"x": 4}),
-        Call("opaque", {"x": 5}),
+        ScriptedCall("double", {"x": 2}),
+        ScriptedCall("abort", {"x": 3}),
+        ScriptedCall("exit_", {"x": 4}),
+        ScriptedCall("opaque", {"x": 5}),
     ]
     agent = Agent(
         ScriptedModel([calls, "done"]), _errors_tools(str(tmp_path)), mode="async", executor=executor
@@ -327,7 +327,7 @@ def test_hung_sync_tool_is_killed_at_its_timeout(
 ) -> None:
     executor = kind_executor(request, kind)
     agent = Agent(
-        ScriptedModel([[Call("hang", {"x": 1}), Call("double", {"x": 2})], "done"]),
+        ScriptedModel([[ScriptedCall("hang", {"x": 1}), ScriptedCall("double", {"x": 2})], "done"]),
         _hang_tools(tmp_path),
         mode="async",
         executor=executor,
@@ -382,7 +382,14 @@ def test_worker_killed_mid_call_is_worker_lost(
     async def main() -> Any:
         agent = Agent(
             ScriptedModel(
-                [[Call("victim", {"x": 1}), Call("double", {"x": 2}), Call("double", {"x": 3})], "done"]
+                [
+                    [
+                        ScriptedCall("victim", {"x": 1}),
+                        ScriptedCall("double", {"x": 2}),
+                        ScriptedCall("double", {"x": 3}),
+                    ],
+                    "done",
+                ]
             ),
             _victim_tools(tmp_path),
             mode="async",
@@ -437,7 +444,7 @@ def test_ray_remote_async_tools_run_on_the_cluster(request: pytest.FixtureReques
         return os.getpid()
 
     agent = Agent(
-        ScriptedModel([[Call("where", {"x": 1})], "done"]), [where], mode="async", executor=executor
+        ScriptedModel([[ScriptedCall("where", {"x": 1})], "done"]), [where], mode="async", executor=executor
     )
     result = agent.run_sync("go")
     assert isinstance(result.calls[0].value, int) and result.calls[0].value != os.getpid()
@@ -457,7 +464,7 @@ def test_unpicklable_tool_is_a_clear_error() -> None:
     with pytest.raises(ToolDefinitionError, match="cannot be pickled"):
         executor.check(locked)
     agent = Agent(
-        ScriptedModel([[Call("locked", {"x": 1})], "done"]), [locked], mode="async", executor=executor
+        ScriptedModel([[ScriptedCall("locked", {"x": 1})], "done"]), [locked], mode="async", executor=executor
     )
     result = agent.run_sync("go")
     executor.shutdown(wait=True)
@@ -499,7 +506,10 @@ def test_async_tool_swallowing_cancellation_still_times_out() -> None:
     async def main() -> tuple[Any, float, float]:
         executor = make_executor("threads")
         agent = Agent(
-            ScriptedModel([[Call("stubborn", {"x": 1})], "done"]), [stubborn], mode="async", executor=executor
+            ScriptedModel([[ScriptedCall("stubborn", {"x": 1})], "done"]),
+            [stubborn],
+            mode="async",
+            executor=executor,
         )
         t0 = time.perf_counter()
         result = await agent.run("go")
@@ -527,7 +537,9 @@ def test_closed_executors_leave_no_threads() -> None:
         for _ in range(10):
             async with make_executor("threads") as executor:
                 agent = Agent(
-                    ScriptedModel([[Call("double", {"x": 1}), Call("double", {"x": 2})], "done"]),
+                    ScriptedModel(
+                        [[ScriptedCall("double", {"x": 1}), ScriptedCall("double", {"x": 2})], "done"]
+                    ),
                     [double],
                     mode="async",
                     executor=executor,
@@ -543,7 +555,7 @@ EXIT_SCRIPT = """
 import sys, time
 from asyncfc import Agent, tool
 from asyncfc.executors import make_executor
-from asyncfc.models.scripted import Call, ScriptedModel
+from asyncfc.models.scripted import ScriptedCall, ScriptedModel
 
 @tool(pure=True, timeout=0.2)
 def hang(x: int) -> int:
@@ -551,7 +563,7 @@ def hang(x: int) -> int:
     return x
 
 executor = make_executor(sys.argv[1])
-agent = Agent(ScriptedModel([[Call("hang", {"x": 1})], "done"]), [hang], mode="async", executor=executor)
+agent = Agent(ScriptedModel([[ScriptedCall("hang", {"x": 1})], "done"]), [hang], mode="async", executor=executor)
 result = agent.run_sync("go")
 print(result.calls[0].error.kind.value)
 if sys.argv[2] == "close":

@@ -25,7 +25,7 @@ from asyncfc import (
 )
 from asyncfc.agent import AWAIT_TOOL, Delivery
 from asyncfc.models.base import ToolCall
-from asyncfc.models.scripted import Call, ScriptedModel
+from asyncfc.models.scripted import ScriptedCall, ScriptedModel
 from asyncfc.scheduler import Mode
 from asyncfc.tools import Tool
 from conftest import RawModel, assert_protocol_valid, content_of, deliveries_in_transcript, run
@@ -174,7 +174,7 @@ def test_a_tool_raising_any_base_exception_is_a_tool_error(
         await asyncio.sleep(0.02)
         return 7
 
-    model = ScriptedModel([[Call("bad"), Call("good")], "done"])
+    model = ScriptedModel([[ScriptedCall("bad"), ScriptedCall("good")], "done"])
     result = run(Agent(model, [bad, good], mode=mode).run("go"))
     failed, fine = result.calls
     assert failed.error is not None and failed.error.kind is ErrorKind.TOOL_ERROR
@@ -246,10 +246,10 @@ def test_awaiting_twice_delivers_once_in_every_policy(delivery: Delivery) -> Non
 
     model = ScriptedModel(
         [
-            [Call("slow", {"x": 1}), Call("slow", {"x": 2})],
-            [Call(AWAIT_TOOL, {"ids": ["fut_1"]})],
-            [Call(AWAIT_TOOL, {"ids": ["fut_1", "fut_2"]})],
-            [Call(AWAIT_TOOL, {"ids": ["fut_1"]})],
+            [ScriptedCall("slow", {"x": 1}), ScriptedCall("slow", {"x": 2})],
+            [ScriptedCall(AWAIT_TOOL, {"ids": ["fut_1"]})],
+            [ScriptedCall(AWAIT_TOOL, {"ids": ["fut_1", "fut_2"]})],
+            [ScriptedCall(AWAIT_TOOL, {"ids": ["fut_1"]})],
             "done",
         ]
     )
@@ -289,7 +289,7 @@ def test_results_that_are_not_json_reach_the_model_as_valid_json() -> None:
         )
 
     for mode in ("sync", "async"):
-        model = ScriptedModel([[Call(n) for n in results], "done"])
+        model = ScriptedModel([[ScriptedCall(n) for n in results], "done"])
         result = run(Agent(model, [make(n) for n in results], mode=mode, grace_s=1).run("go"))
         raw, loop, nan, inf = result.calls
         assert all(c.error is None for c in result.calls), [c.error for c in result.calls]
@@ -312,7 +312,9 @@ def test_a_second_concurrent_run_on_one_session_is_rejected() -> None:
         return "one"
 
     async def main() -> tuple[Any, BaseException | None]:
-        agent = Agent(ScriptedModel([[Call("slow")], "first done", "second done"]), [slow], mode="async")
+        agent = Agent(
+            ScriptedModel([[ScriptedCall("slow")], "first done", "second done"]), [slow], mode="async"
+        )
         async with agent.session() as session:
             first = asyncio.create_task(session.run("first"))
             await asyncio.sleep(0.01)
@@ -345,7 +347,7 @@ def test_closing_agents_releases_their_worker_threads() -> None:
     async def main() -> None:
         for _ in range(10):
             async with Agent(
-                ScriptedModel([[Call("blocking"), Call("blocking")], "done"]), [blocking]
+                ScriptedModel([[ScriptedCall("blocking"), ScriptedCall("blocking")], "done"]), [blocking]
             ) as agent:
                 await agent.run("go")
 
@@ -372,7 +374,7 @@ def test_schema_tool_rejects_unknown_keys_as_invalid_arguments() -> None:
         fn,
         pure=True,
     )
-    result = run(Agent(ScriptedModel([[Call("f", {"a": 1, "zzz": 2})], "done"]), [t]).run("go"))
+    result = run(Agent(ScriptedModel([[ScriptedCall("f", {"a": 1, "zzz": 2})], "done"]), [t]).run("go"))
     err = result.calls[0].error
     assert err is not None and err.kind is ErrorKind.INVALID_ARGUMENTS and "zzz" in err.message
     assert calls == []

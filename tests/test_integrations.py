@@ -20,7 +20,7 @@ import pytest
 from asyncfc import Agent, Tool, tool
 from asyncfc.futures import AWAIT_TOOL
 from asyncfc.integrations._hosted import HostedRun, Revise
-from asyncfc.models.scripted import Call, Ref, ScriptedModel, Turn
+from asyncfc.models.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from asyncfc.models.simserver import SimServer
 
 pytest.importorskip("pydantic_ai")
@@ -64,12 +64,12 @@ class Shop:
 
 # two lookups at once; two orders passing their prices on; an await; the answer
 TURNS: list[Turn] = [
-    [Call("lookup", {"item": "apple"}), Call("lookup", {"item": "fig"})],
+    [ScriptedCall("lookup", {"item": "apple"}), ScriptedCall("lookup", {"item": "fig"})],
     [
-        Call("place_order", {"item": "apple", "price": Ref(0)}),
-        Call("place_order", {"item": "fig", "price": Ref(1)}),
+        ScriptedCall("place_order", {"item": "apple", "price": Ref(1)}),
+        ScriptedCall("place_order", {"item": "fig", "price": Ref(2)}),
     ],
-    [Call(AWAIT_TOOL, {"ids": [Ref(2)]})],
+    [ScriptedCall(AWAIT_TOOL, {"ids": [Ref(3)]})],
     "Both orders are placed.",
 ]
 
@@ -179,8 +179,8 @@ def test_futures_passed_delivered_once_same_state_as_sync(framework: str) -> Non
 
 
 FAILING: list[Turn] = [
-    [Call("lookup", {"item": "pear"}), Call("broken", {"reason": "no stock"})],
-    [Call("place_order", {"item": "pear", "price": Ref(0)})],
+    [ScriptedCall("lookup", {"item": "pear"}), ScriptedCall("broken", {"reason": "no stock"})],
+    [ScriptedCall("place_order", {"item": "pear", "price": Ref(1)})],
     "Done: see fut_3.",
     "Revised: the broken call failed, the order went through.",
 ]
@@ -263,8 +263,8 @@ def test_readme_snippet_runs(
     blocks = readme_snippets()
     assert len(blocks) == 4
     turns: list[Turn] = [
-        [Call("get_price", {"item": "apple"})],
-        [Call("place_order", {"item": "apple", "price": Ref(0)})],
+        [ScriptedCall("get_price", {"item": "apple"})],
+        [ScriptedCall("place_order", {"item": "apple", "price": Ref(1)})],
         "Ordered an apple.",
     ]
     with SimServer(turns) as srv:

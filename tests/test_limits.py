@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from asyncfc import Agent, tool
-from asyncfc.models import Call, ScriptedModel
+from asyncfc.models import ScriptedCall, ScriptedModel
 
 
 def _slow_tools(active: list[int], peak: list[int]) -> list:  # type: ignore[type-arg]
@@ -31,7 +31,7 @@ def _slow_tools(active: list[int], peak: list[int]) -> list:  # type: ignore[typ
 
 
 def _burst(n: int) -> ScriptedModel:
-    return ScriptedModel([[Call("a" if i % 2 else "b", {"i": i}) for i in range(n)], "done"])
+    return ScriptedModel([[ScriptedCall("a" if i % 2 else "b", {"i": i}) for i in range(n)], "done"])
 
 
 def test_session_limit_caps_concurrency() -> None:
@@ -77,7 +77,7 @@ def test_result_size_limit_truncates_for_the_model_only() -> None:
         """A huge result."""
         return "x" * 50_000
 
-    agent = Agent(ScriptedModel([[Call("big")], "done"]), [big], mode="sync", max_result_chars=100)
+    agent = Agent(ScriptedModel([[ScriptedCall("big")], "done"]), [big], mode="sync", max_result_chars=100)
     result = agent.run_sync("go")
     shown = [m.content for m in result.messages if m.role == "tool"][0]
     assert len(shown) < 200 and "truncated: 50000 characters" in shown
@@ -91,7 +91,7 @@ def test_result_size_limit_in_async_delivery() -> None:
         await asyncio.sleep(0.01)
         return "y" * 10_000
 
-    agent = Agent(ScriptedModel([[Call("big")], "done"]), [big], mode="async", max_result_chars=50)
+    agent = Agent(ScriptedModel([[ScriptedCall("big")], "done"]), [big], mode="async", max_result_chars=50)
     result = agent.run_sync("go")
     delivered = json.loads([m.content for m in result.messages if m.role == "tool"][0])
     assert delivered["status"] == "resolved" and "truncated: 10000 characters" in delivered["value"]

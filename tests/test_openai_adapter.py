@@ -31,7 +31,7 @@ from asyncfc.models.openai_chat import (
     _CallAssembler,
     to_openai_messages,
 )
-from asyncfc.models.scripted import Call, Ref, tokens_of
+from asyncfc.models.scripted import Ref, ScriptedCall, tokens_of
 from asyncfc.models.simserver import SimServer, prompt_tokens
 
 TOOLS = [
@@ -79,9 +79,9 @@ def ready(events: Timed) -> list[ToolCall]:
 def test_parallel_calls_in_one_turn(stream: bool) -> None:
     turns = [
         [
-            Call("get_weather", {"city": "Paris"}),
-            Call("get_weather", {"city": "Tokyo"}),
-            Call("send_email", {"to": "a@b.c", "body": "hi"}),
+            ScriptedCall("get_weather", {"city": "Paris"}),
+            ScriptedCall("get_weather", {"city": "Tokyo"}),
+            ScriptedCall("send_email", {"to": "a@b.c", "body": "hi"}),
         ]
     ]
     with SimServer(turns) as srv:
@@ -141,7 +141,12 @@ def test_cached_tokens_of_a_repeated_prefix(stream: bool) -> None:
 def test_early_dispatch_first_call_is_ready_well_before_the_turn_ends() -> None:
     # the second call has ~40 tokens of arguments: at 100 tok/s that is ~0.4 s more decoding
     long_body = "word " * 30
-    turns = [[Call("get_weather", {"city": "Paris"}), Call("send_email", {"to": "a@b.c", "body": long_body})]]
+    turns = [
+        [
+            ScriptedCall("get_weather", {"city": "Paris"}),
+            ScriptedCall("send_email", {"to": "a@b.c", "body": long_body}),
+        ]
+    ]
     with SimServer(turns, tokens_per_s=100) as srv:
         events = run(srv, ModelRequest(USER, TOOLS))
     finished_at = srv.model_requests[0].finished_at
@@ -157,8 +162,8 @@ def test_early_dispatch_first_call_is_ready_well_before_the_turn_ends() -> None:
 
 def test_messages_round_trip_through_the_wire() -> None:
     turns: list[Any] = [
-        [Call("get_weather", {"city": "Paris"})],
-        [Call("send_email", {"to": "me@x.y", "body": Ref(0)})],
+        [ScriptedCall("get_weather", {"city": "Paris"})],
+        [ScriptedCall("send_email", {"to": "me@x.y", "body": Ref(1)})],
         "sent",
     ]
     with SimServer(turns) as srv:
@@ -292,7 +297,12 @@ def test_text_naming_an_unknown_tool_stays_text() -> None:
 
 
 def test_consumer_stopping_early_closes_the_stream() -> None:
-    turns = [[Call("get_weather", {"city": "Paris"}), Call("send_email", {"to": "x", "body": "y" * 400})]]
+    turns = [
+        [
+            ScriptedCall("get_weather", {"city": "Paris"}),
+            ScriptedCall("send_email", {"to": "x", "body": "y" * 400}),
+        ]
+    ]
     with SimServer(turns, tokens_per_s=200) as srv:
 
         async def go() -> ToolCall:

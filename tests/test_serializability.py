@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from asyncfc import tool
 from asyncfc.agent import Agent
 from asyncfc.models.base import Message
-from asyncfc.models.scripted import Call, Ref, ScriptedModel, Turn, call_results
+from asyncfc.models.scripted import Ref, ScriptedCall, ScriptedModel, Turn, call_results, shown
 from asyncfc.scheduler import Mode
 from asyncfc.tools import Tool
 from conftest import run
@@ -131,20 +131,17 @@ class Join:
 def as_turn(calls: Sequence[tuple[str, dict[str, Any]]]) -> Turn:
     """A scripted turn whose ``Join`` arguments are rendered as the model would write them."""
 
-    def render(transcript: Sequence[Message]) -> list[Call]:
+    def render(transcript: Sequence[Message]) -> list[ScriptedCall]:
         seen = call_results(transcript)
         out = []
         for name, args in calls:
             filled = {}
             for k, v in args.items():
                 if isinstance(v, Join):
-                    shown = seen[v.ref.index]
-                    if isinstance(shown, dict) and "future" in shown:
-                        shown = shown["future"] if shown["status"] == "pending" else shown["value"]
-                    filled[k] = f"{v.prefix}{shown}"
+                    filled[k] = f"{v.prefix}{shown(v.ref, seen)}"
                 else:
                     filled[k] = v
-            out.append(Call(name, filled))
+            out.append(ScriptedCall(name, filled))
         return out
 
     return render
@@ -154,7 +151,7 @@ def as_turn(calls: Sequence[tuple[str, dict[str, Any]]]) -> Turn:
 def programs(draw: st.DrawFn) -> list[list[tuple[str, dict[str, Any]]]]:
     """Model steps of calls; references point only at calls of earlier steps."""
     steps: list[list[tuple[str, dict[str, Any]]]] = []
-    ints: list[int] = []  # indices of earlier calls with int results
+    ints: list[int] = []  # numbers (fut_n) of earlier calls with int results
     keys: list[int] = []  # ... with key results
     children: list[int] = []  # ... with child-name results
     n = 0
@@ -197,7 +194,9 @@ def programs(draw: st.DrawFn) -> list[list[tuple[str, dict[str, Any]]]]:
             elif kind in ("key_of", "child_of"):
                 args["i"] = draw(st.integers(0, 9))
             step.append((kind, args))
-            {"key_of": new_keys, "child_of": new_children}.get(kind, new_ints).append(n)
+            {"key_of": new_keys, "child_of": new_children}.get(kind, new_ints).append(
+                n + 1
+            )  # its future's number
             n += 1
         ints += new_ints
         keys += new_keys

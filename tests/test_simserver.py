@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from asyncfc.models.base import Message, ToolCall
-from asyncfc.models.scripted import Call, Ref, Turn
+from asyncfc.models.scripted import Ref, ScriptedCall, Turn
 from asyncfc.models.simserver import (
     LLAMA_FORMAT_ERROR,
     SimServer,
@@ -50,7 +50,7 @@ def test_health_models_and_unknown_routes() -> None:
 
 
 def test_non_stream_completion_plays_the_script_then_repeats_the_final_text() -> None:
-    turns: list[Turn] = [[Call("add", {"a": 1, "b": 2})], "the answer", "last words"]
+    turns: list[Turn] = [[ScriptedCall("add", {"a": 1, "b": 2})], "the answer", "last words"]
     with SimServer(turns) as srv, httpx.Client(base_url=srv.base_url) as http:
         bodies = [
             http.post("/chat/completions", json={"model": "x", "messages": USER}).json() for _ in range(5)
@@ -70,7 +70,10 @@ def test_non_stream_completion_plays_the_script_then_repeats_the_final_text() ->
 
 
 def test_streamed_completion_chunks() -> None:
-    turns: list[Turn] = [[Call("add", {"a": 1, "b": 2}), Call("get", {"k": "v"})], "hello world"]
+    turns: list[Turn] = [
+        [ScriptedCall("add", {"a": 1, "b": 2}), ScriptedCall("get", {"k": "v"})],
+        "hello world",
+    ]
     with SimServer(turns) as srv, httpx.Client(base_url=srv.base_url) as http:
         body = {"model": "x", "messages": USER, "stream": True, "stream_options": {"include_usage": True}}
         calls_sse = http.post("/chat/completions", json=body).text
@@ -130,7 +133,10 @@ def test_injected_llama_error_does_not_advance_the_script() -> None:
 
 
 def test_injected_error_inside_a_stream_looks_like_llama_server() -> None:
-    with SimServer([[Call("add", {"a": 1})], "next"]) as srv, httpx.Client(base_url=srv.base_url) as http:
+    with (
+        SimServer([[ScriptedCall("add", {"a": 1})], "next"]) as srv,
+        httpx.Client(base_url=srv.base_url) as http,
+    ):
         srv.inject_error(in_stream=True, count=3)
         whole = http.post("/chat/completions", json={"messages": USER})  # not streamed: a plain 500
         assert whole.status_code == 500
@@ -155,7 +161,10 @@ def test_injected_error_inside_a_stream_looks_like_llama_server() -> None:
 
 def test_transcript_round_trip_resolves_refs() -> None:
     # the second turn passes the first call's result on: the server must rebuild the transcript
-    turns: list[Turn] = [[Call("get_weather", {"city": "Paris"})], [Call("send_email", {"body": Ref(0)})]]
+    turns: list[Turn] = [
+        [ScriptedCall("get_weather", {"city": "Paris"})],
+        [ScriptedCall("send_email", {"body": Ref(1)})],
+    ]
     messages = [
         *USER,
         {
@@ -176,7 +185,7 @@ def test_transcript_round_trip_resolves_refs() -> None:
 
 
 def test_anthropic_wire_stream_and_whole() -> None:
-    turns: list[Turn] = [[Call("add", {"a": 1}), Call("get", {"k": "v"})], "hello there"]
+    turns: list[Turn] = [[ScriptedCall("add", {"a": 1}), ScriptedCall("get", {"k": "v"})], "hello there"]
     with SimServer(turns) as srv, httpx.Client(base_url=srv.anthropic_base_url) as http:
         body = {"model": "x", "max_tokens": 100, "messages": USER, "stream": True}
         events = sse_events(http.post("/v1/messages", json=body).text)

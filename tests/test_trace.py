@@ -8,7 +8,7 @@ from pathlib import Path
 
 from asyncfc import tool
 from asyncfc.agent import AWAIT_TOOL, Agent, RunResult
-from asyncfc.models.scripted import Call, ScriptedModel
+from asyncfc.models.scripted import ScriptedCall, ScriptedModel
 from asyncfc.trace import Trace, plot_timeline
 from conftest import run
 
@@ -25,8 +25,8 @@ def traced_run() -> RunResult:
 
     model = ScriptedModel(
         [
-            [Call("fetch", {"x": 1}), Call("compute", {"x": 2})],
-            [Call(AWAIT_TOOL, {"ids": ["fut_1"]})],
+            [ScriptedCall("fetch", {"x": 1}), ScriptedCall("compute", {"x": 2})],
+            [ScriptedCall(AWAIT_TOOL, {"ids": ["fut_1"]})],
             "done",
         ]
     )

@@ -41,7 +41,7 @@ from ..models.base import (
     ResponseDone,
     ToolCallReady,
 )
-from ..models.scripted import Call, Ref, render_turn
+from ..models.scripted import Ref, ScriptedCall, render_turn
 from ..scheduler import Mode
 from ..tools import Tool, tool
 from .stats import nearest_rank
@@ -120,26 +120,30 @@ class LoadModel:
         self.faults = faults
         self.decode_s = decode_s
 
-    def _script(self, session: int, turn: int, step: int) -> str | list[Call]:
+    def _script(self, session: int, turn: int, step: int) -> str | list[ScriptedCall]:
         base = turn * CALLS_PER_TURN
         fault = self.faults.get(session)
         tok = f"s{session}-u{turn}"
         if step == 0:
             first = "probe" if fault == "hang" else "lookup" if fault in SYNC_FAULTS else "fetch"
             return [
-                Call(first, {"token": f"{tok}-a", "key": f"{session}:{turn}:a", "fault": fault or ""}),
-                Call("fetch", {"token": f"{tok}-b", "key": f"{session}:{turn}:b", "fault": ""}),
+                ScriptedCall(
+                    first, {"token": f"{tok}-a", "key": f"{session}:{turn}:a", "fault": fault or ""}
+                ),
+                ScriptedCall("fetch", {"token": f"{tok}-b", "key": f"{session}:{turn}:b", "fault": ""}),
             ]
         if step == 1:
-            combine: dict[str, Any] = {"token": f"{tok}-c", "x": Ref(base), "y": Ref(base + 1)}
+            combine: dict[str, Any] = {"token": f"{tok}-c", "x": Ref(base + 1), "y": Ref(base + 2)}
             if fault == "unknown_future":
                 combine["y"] = "fut_999"
             elif fault == "foreign_future":
                 combine["y"] = "fut_57.value"
             name = "no_such_tool" if fault == "unknown_tool" else "combine"
-            return [Call(name, combine)]
+            return [ScriptedCall(name, combine)]
         if step == 2:
-            return [Call("store", {"token": f"{tok}-d", "slot": f"{session}", "value": Ref(base + 2)})]
+            return [
+                ScriptedCall("store", {"token": f"{tok}-d", "slot": f"{session}", "value": Ref(base + 3)})
+            ]
         return f"turn {turn} done"
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
@@ -158,9 +162,9 @@ class LoadModel:
             for m in msgs[users[-1] :]
             if m.role == "assistant" and m.tool_calls and all(c.name == AWAIT_TOOL for c in m.tool_calls)
         )
-        script: str | list[Call]
+        script: str | list[ScriptedCall]
         if fault == "await_twice" and step == 1 and awaits < 2:  # the same future, awaited twice
-            script = [Call(AWAIT_TOOL, {"ids": [future_id(turn * CALLS_PER_TURN + 1)]})]
+            script = [ScriptedCall(AWAIT_TOOL, {"ids": [future_id(turn * CALLS_PER_TURN + 1)]})]
         else:
             script = self._script(session, turn, min(step, 3))
         text, calls = render_turn(script, msgs, first_id=len(msgs))

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..models.base import Message
-from ..models.scripted import Call, Ref, TurnSpec, call_results, tokens_of
+from ..models.scripted import Ref, ScriptedCall, TurnSpec, call_results, tokens_of
 from ..models.simserver import SimServer
 from ..tools import Tool, tool
 
@@ -113,21 +113,23 @@ class PeerWorkload:
             if level >= self.length:
                 return "All chains are complete."
             return [
-                Call(
+                ScriptedCall(
                     "step",
                     {
                         "chain": c,
                         "index": level,
-                        "previous": Ref((level - 1) * self.chains + c) if level else 0,
+                        "previous": Ref((level - 1) * self.chains + c + 1) if level else 0,
                     },
                 )
                 for c in range(self.chains)
             ]
         if made < self.lookups:
-            return [Call("lookup", {"item": f"item-{made}"})]
+            return [ScriptedCall("lookup", {"item": f"item-{made}"})]
         if made < 2 * self.lookups:
             k = made - self.lookups
-            return [Call("place_order", {"item": f"item-{k}", "price": Ref(k), "quantity": k + 1})]
+            return [
+                ScriptedCall("place_order", {"item": f"item-{k}", "price": Ref(k + 1), "quantity": k + 1})
+            ]
         return "All orders are placed."
 
     def server(self) -> SimServer:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..agent import Agent, RunResult
 from ..models.base import Model
-from ..models.scripted import Call, Ref, ScriptedModel, Turn
+from ..models.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from ..scheduler import Mode
 from ..tools import Tool, tool
 from .ideal import IdealCall, IdealStep, ideal_time
@@ -37,12 +37,12 @@ class Workload:
         for level in range(self.length):
             turns.append(
                 [
-                    Call(
+                    ScriptedCall(
                         "step",
                         {
                             "chain": c,
                             "index": level,
-                            "previous": Ref((level - 1) * self.chains + c) if level else 0,
+                            "previous": Ref((level - 1) * self.chains + c + 1) if level else 0,
                         },
                     )
                     for c in range(self.chains)

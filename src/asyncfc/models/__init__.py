@@ -20,7 +20,7 @@ from .base import (
     Usage,
     complete,
 )
-from .scripted import Call, Ref, ScriptedModel
+from .scripted import Ref, ScriptedCall, ScriptedModel
 
 if TYPE_CHECKING:
     from .anthropic_messages import AnthropicMessagesModel
@@ -46,7 +46,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AnthropicMessagesModel",
-    "Call",
+    "ScriptedCall",
     "Message",
     "Model",
     "ModelEvent",

@@ -1,8 +1,9 @@
 """A model that plays turns given in advance, with simulated decode time.
 
-Used by tests and benchmarks. A turn is a final text, a list of :class:`Call`, or a
-function of the transcript returning either. ``Ref(k)`` inside a call's arguments means
-"the result of the k-th call of this session": it becomes the future ID when the model
+Used by tests and benchmarks. A turn is a final text, a list of :class:`ScriptedCall`, or a
+function of the transcript returning either. ``Ref(n)`` inside a call's arguments means
+"the result of the n-th call of this session" (counted from 1, like ``fut_n``): it becomes
+the future ID when the model
 saw a placeholder, or the value itself when it saw the value, so one script runs
 unchanged in sync, parallel and async mode.
 """
@@ -32,19 +33,22 @@ from .base import (
 
 @dataclass(frozen=True)
 class Ref:
-    """The result of the ``index``-th call (0-based, program order), optionally a field path."""
+    """The result of the ``n``-th call of the session (from 1, like ``fut_n``; program order,
+    ``await_future`` calls not counted), optionally a field path such as ``".city"``."""
 
-    index: int
+    n: int
     path: str = ""
 
 
 @dataclass(frozen=True)
-class Call:
+class ScriptedCall:
+    """A call the scripted model will emit (the runtime's record of a call is :class:`asyncfc.Call`)."""
+
     name: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
 
 
-TurnSpec = Union[str, Sequence[Call]]
+TurnSpec = Union[str, Sequence[ScriptedCall]]
 Turn = Union[TurnSpec, Callable[[Sequence[Message]], TurnSpec]]
 
 
@@ -69,17 +73,23 @@ def call_results(transcript: Sequence[Message]) -> list[Any]:
     return seen
 
 
-def _resolve_ref(ref: Ref, seen: Sequence[Any]) -> Any:
-    if ref.index >= len(seen):
-        raise IndexError(f"script refers to call {ref.index}, only {len(seen)} made so far")
-    shown = seen[ref.index]
-    if isinstance(shown, Mapping) and "future" in shown:
-        if shown.get("status") == "pending":
-            return f"{shown['future']}{ref.path}"
-        shown = shown.get("value")
-    value = shown
+def shown(ref: Ref, seen: Sequence[Any]) -> Any:
+    """What the model knows of the referenced result: the future id (with the path) while it
+    is pending, else the value, followed along the path as far as it goes."""
+    if not 1 <= ref.n <= len(seen):
+        raise IndexError(f"script refers to call {ref.n}, only {len(seen)} made so far")
+    value = seen[ref.n - 1]
+    if isinstance(value, Mapping) and "future" in value:
+        if value.get("status") == "pending":
+            return f"{value['future']}{ref.path}"
+        value = value.get("value")
     for part in [p for p in ref.path.replace("[", ".[").split(".") if p]:
-        value = value[int(part[1:-1])] if part.startswith("[") else value[part]
+        if part.startswith("[") and isinstance(value, list):
+            value = value[int(part[1:-1])]
+        elif isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:  # an error text, say: the model sees no such field
+            break
     return value
 
 
@@ -92,7 +102,7 @@ def render_turn(turn: Turn, transcript: Sequence[Message], first_id: int = 0) ->
 
     def fill(v: Any) -> Any:
         if isinstance(v, Ref):
-            return _resolve_ref(v, seen)
+            return shown(v, seen)
         if isinstance(v, Mapping):
             return {k: fill(x) for k, x in v.items()}
         if isinstance(v, list):

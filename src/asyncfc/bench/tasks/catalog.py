@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ...models.scripted import Call, Ref, Turn
+from ...models.scripted import Ref, ScriptedCall, Turn
 from . import judge as j
 from .judge import Check, Evidence
 from .script import Text, seeing, step
@@ -42,28 +42,28 @@ class Task:
     notes: str = field(default="", compare=False)
 
 
-def W(city: object) -> Call:  # noqa: N802 - short builders keep the solutions readable
-    return Call("get_weather", {"city": city})
+def W(city: object) -> ScriptedCall:  # noqa: N802 - short builders keep the solutions readable
+    return ScriptedCall("get_weather", {"city": city})
 
 
-def FX(base: str, quote: str) -> Call:  # noqa: N802
-    return Call("get_exchange_rate", {"base": base, "quote": quote})
+def FX(base: str, quote: str) -> ScriptedCall:  # noqa: N802
+    return ScriptedCall("get_exchange_rate", {"base": base, "quote": quote})
 
 
-def STOCK(symbol: str) -> Call:  # noqa: N802
-    return Call("get_stock_price", {"symbol": symbol})
+def STOCK(symbol: str) -> ScriptedCall:  # noqa: N802
+    return ScriptedCall("get_stock_price", {"symbol": symbol})
 
 
-def FLIGHT(number: str) -> Call:  # noqa: N802
-    return Call("get_flight_status", {"flight": number})
+def FLIGHT(number: str) -> ScriptedCall:  # noqa: N802
+    return ScriptedCall("get_flight_status", {"flight": number})
 
 
-def write(path: str, content: object) -> Call:
-    return Call("write_file", {"path": path, "content": content})
+def write(path: str, content: object) -> ScriptedCall:
+    return ScriptedCall("write_file", {"path": path, "content": content})
 
 
-def email(to: object, subject: str, body: object) -> Call:
-    return Call("send_email", {"to": to, "subject": subject, "body": body})
+def email(to: object, subject: str, body: object) -> ScriptedCall:
+    return ScriptedCall("send_email", {"to": to, "subject": subject, "body": body})
 
 
 def inventory_value(ev: Evidence, value: int) -> list[str]:
@@ -173,9 +173,9 @@ def _tasks() -> list[Task]:
             lambda: [
                 [
                     step(
-                        Call("check_inventory", {"product": "standing desk"}),
-                        Call("check_inventory", {"product": "office chair"}),
-                        Call("check_inventory", {"product": "desk lamp"}),
+                        ScriptedCall("check_inventory", {"product": "standing desk"}),
+                        ScriptedCall("check_inventory", {"product": "office chair"}),
+                        ScriptedCall("check_inventory", {"product": "desk lamp"}),
                     ),
                     "We have 3 standing desks, 12 office chairs and 25 desk lamps.",
                 ]
@@ -211,8 +211,8 @@ def _tasks() -> list[Task]:
             lambda: [
                 [
                     step(FX("EUR", "USD")),
-                    step(Call("calculate", {"expression": Text("250 * {0}", Ref(0))})),
-                    step(write("usd.txt", Text("250 EUR = {0} USD", Ref(1)))),
+                    step(ScriptedCall("calculate", {"expression": Text("250 * {0}", Ref(1))})),
+                    step(write("usd.txt", Text("250 EUR = {0} USD", Ref(2)))),
                     "250 EUR is 270 USD; I saved it in usd.txt.",
                 ]
             ],
@@ -229,11 +229,11 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("get_order", {"order_id": "1044"})),
-                    step(Call("find_customer", {"name": Ref(0, ".customer")})),
+                    step(ScriptedCall("get_order", {"order_id": "1044"})),
+                    step(ScriptedCall("find_customer", {"name": Ref(1, ".customer")})),
                     step(
                         email(
-                            Ref(1, ".email"),
+                            Ref(2, ".email"),
                             "Your order 1044",
                             "Hello, your order 1044 is being processed. Thank you!",
                         )
@@ -255,9 +255,9 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("find_customer", {"name": "Dan Okafor"})),
-                    step(W(Ref(0, ".city"))),
-                    step(email(Ref(0, ".email"), "Today's weather", Text("The weather now: {0}", Ref(1)))),
+                    step(ScriptedCall("find_customer", {"name": "Dan Okafor"})),
+                    step(W(Ref(1, ".city"))),
+                    step(email(Ref(1, ".email"), "Today's weather", Text("The weather now: {0}", Ref(2)))),
                     "I emailed Dan Okafor the weather in London.",
                 ]
             ],
@@ -274,8 +274,8 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("track_package", {"tracking_number": "TRK-5521"})),
-                    step(write("package.txt", Ref(0))),
+                    step(ScriptedCall("track_package", {"tracking_number": "TRK-5521"})),
+                    step(write("package.txt", Ref(1))),
                     "Your package is in transit, expected Friday; I wrote that to package.txt.",
                 ]
             ],
@@ -294,8 +294,8 @@ def _tasks() -> list[Task]:
             lambda: [
                 [
                     step(STOCK("NVDA")),
-                    step(Call("calculate", {"expression": Text("40 * {0}", Ref(0))})),
-                    step(write("portfolio.txt", Text("40 NVDA shares: {0} USD", Ref(1)))),
+                    step(ScriptedCall("calculate", {"expression": Text("40 * {0}", Ref(1))})),
+                    step(write("portfolio.txt", Text("40 NVDA shares: {0} USD", Ref(2)))),
                     "Your 40 NVDA shares are worth 4856 USD; saved to portfolio.txt.",
                 ]
             ],
@@ -321,7 +321,7 @@ def _tasks() -> list[Task]:
                         email(
                             "alice.martin@example.com",
                             "Today's weather",
-                            Text("{0}\n{1}\n{2}", Ref(0), Ref(1), Ref(2)),
+                            Text("{0}\n{1}\n{2}", Ref(1), Ref(2), Ref(3)),
                         )
                     ),
                     "I emailed Alice the weather in Paris, Madrid and Berlin.",
@@ -343,7 +343,7 @@ def _tasks() -> list[Task]:
                     step(FX("EUR", "USD"), FX("EUR", "JPY"), FX("EUR", "GBP")),
                     step(
                         write(
-                            "rates.txt", Text("EUR/USD {0}\nEUR/JPY {1}\nEUR/GBP {2}", Ref(0), Ref(1), Ref(2))
+                            "rates.txt", Text("EUR/USD {0}\nEUR/JPY {1}\nEUR/GBP {2}", Ref(1), Ref(2), Ref(3))
                         )
                     ),
                     "I wrote the three rates to rates.txt.",
@@ -363,7 +363,7 @@ def _tasks() -> list[Task]:
             lambda: [
                 [
                     step(STOCK("AAPL"), STOCK("MSFT"), STOCK("AMZN")),
-                    step(write("stocks.txt", Text("AAPL {0}\nMSFT {1}\nAMZN {2}", Ref(0), Ref(1), Ref(2)))),
+                    step(write("stocks.txt", Text("AAPL {0}\nMSFT {1}\nAMZN {2}", Ref(1), Ref(2), Ref(3)))),
                     "The three prices are in stocks.txt.",
                 ]
             ],
@@ -382,7 +382,7 @@ def _tasks() -> list[Task]:
             lambda: [
                 [
                     step(FLIGHT("LH441"), FLIGHT("BA287")),
-                    step(email("bob.chen@example.com", "Flight status", Text("{0}\n{1}", Ref(0), Ref(1)))),
+                    step(email("bob.chen@example.com", "Flight status", Text("{0}\n{1}", Ref(1), Ref(2)))),
                     "I emailed Bob the status of both flights.",
                 ]
             ],
@@ -404,18 +404,21 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("get_order", {"order_id": "1042"}), Call("get_order", {"order_id": "1043"})),
+                    step(
+                        ScriptedCall("get_order", {"order_id": "1042"}),
+                        ScriptedCall("get_order", {"order_id": "1043"}),
+                    ),
                     step(
                         write(
                             "orders.txt",
                             Text(
                                 "1042: {0}, {1} USD, {2}\n1043: {3}, {4} USD, {5}",
-                                Ref(0, ".item"),
-                                Ref(0, ".total"),
-                                Ref(0, ".status"),
                                 Ref(1, ".item"),
                                 Ref(1, ".total"),
                                 Ref(1, ".status"),
+                                Ref(2, ".item"),
+                                Ref(2, ".total"),
+                                Ref(2, ".status"),
                             ),
                         )
                     ),
@@ -443,7 +446,7 @@ def _tasks() -> list[Task]:
                     step(W("Oslo")),
                     *seeing(
                         [0],
-                        step(Call("set_thermostat", {"room": "living room", "celsius": 23})),
+                        step(ScriptedCall("set_thermostat", {"room": "living room", "celsius": 23})),
                         "It is 3 C in Oslo, so I set the living room thermostat to 23.",
                     ),
                 ]
@@ -483,7 +486,7 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("check_inventory", {"product": "monitor arm"})),
+                    step(ScriptedCall("check_inventory", {"product": "monitor arm"})),
                     *seeing(
                         [0],
                         step(write("restock.txt", "reorder monitor arms")),
@@ -505,7 +508,7 @@ def _tasks() -> list[Task]:
             j.all_of(lambda ev: inventory_value(ev, 12), lambda ev: j.no_file(ev, "restock.txt")),
             lambda: [
                 [
-                    step(Call("check_inventory", {"product": "office chair"})),
+                    step(ScriptedCall("check_inventory", {"product": "office chair"})),
                     *seeing([0], "There are 12 office chairs, so no reorder is needed.", "Nothing to do."),
                 ]
             ],
@@ -523,10 +526,10 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("get_room_temperature", {"room": "bedroom"})),
+                    step(ScriptedCall("get_room_temperature", {"room": "bedroom"})),
                     *seeing(
                         [0],
-                        step(Call("set_thermostat", {"room": "bedroom", "celsius": 21})),
+                        step(ScriptedCall("set_thermostat", {"room": "bedroom", "celsius": 21})),
                         "The bedroom is 17 C, so I set its thermostat to 21.",
                     ),
                 ]
@@ -552,7 +555,7 @@ def _tasks() -> list[Task]:
                     *seeing(
                         [0],
                         step(
-                            Call(
+                            ScriptedCall(
                                 "add_event",
                                 {"title": "Rebook flight AF1234", "date": "2026-12-01", "time": "10:00"},
                             )
@@ -601,7 +604,7 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("get_order", {"order_id": "1043"})),
+                    step(ScriptedCall("get_order", {"order_id": "1043"})),
                     *seeing([0], "Order 1043 has already shipped, so I left it as it is.", "Left as is."),
                 ]
             ],
@@ -622,7 +625,7 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("track_package", {"tracking_number": "TRK-7781"})),
+                    step(ScriptedCall("track_package", {"tracking_number": "TRK-7781"})),
                     *seeing(
                         [0],
                         "Sorry, the tracking service is unavailable, so I could not get the status "
@@ -646,7 +649,7 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("update_order_status", {"order_id": "1045", "status": "shipped"})),
+                    step(ScriptedCall("update_order_status", {"order_id": "1045", "status": "shipped"})),
                     *seeing(
                         [0],
                         "I could not mark order 1045 as shipped: it is already delivered, so I did not email Dan.",
@@ -669,8 +672,8 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("read_file", {"path": "notes.txt"})),
-                    step(email("sam@office.invalid", "Notes", Ref(0))),
+                    step(ScriptedCall("read_file", {"path": "notes.txt"})),
+                    step(email("sam@office.invalid", "Notes", Ref(1))),
                     *seeing(
                         [1], "The mail relay rejected sam@office.invalid, so the email failed.", "Failed."
                     ),
@@ -690,7 +693,7 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("read_file", {"path": "report-q3.txt"})),
+                    step(ScriptedCall("read_file", {"path": "report-q3.txt"})),
                     *seeing([0], "There is no file report-q3.txt, so I sent nothing.", "No such file."),
                 ]
             ],
@@ -711,7 +714,7 @@ def _tasks() -> list[Task]:
                     step(FX("EUR", "USD"), FX("EUR", "CHF")),
                     *seeing(
                         [0, 1],
-                        step(write("fx.txt", Text("EUR/USD {0}", Ref(0)))),
+                        step(write("fx.txt", Text("EUR/USD {0}", Ref(1)))),
                         "I wrote EUR/USD to fx.txt; the EUR to CHF rate is not available.",
                     ),
                 ]
@@ -737,16 +740,16 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("get_order", {"order_id": "1042"})),
+                    step(ScriptedCall("get_order", {"order_id": "1042"})),
                     "Order 1042 (a standing desk) is processing.",
                 ],
                 [
-                    step(Call("update_order_status", {"order_id": "1042", "status": "shipped"})),
+                    step(ScriptedCall("update_order_status", {"order_id": "1042", "status": "shipped"})),
                     "Order 1042 is now marked as shipped.",
                 ],
                 [
-                    step(Call("find_customer", {"name": "Alice Martin"})),
-                    step(email(Ref(2, ".email"), "Your order 1042", "Your standing desk is on its way!")),
+                    step(ScriptedCall("find_customer", {"name": "Alice Martin"})),
+                    step(email(Ref(3, ".email"), "Your order 1042", "Your standing desk is on its way!")),
                     "I emailed Alice Martin that her order is on its way.",
                 ],
             ],
@@ -763,7 +766,7 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [step(W("Tokyo")), "It is 24 C and sunny in Tokyo."],
-                [step(write("tokyo.txt", Ref(0))), "Saved to tokyo.txt."],
+                [step(write("tokyo.txt", Ref(1))), "Saved to tokyo.txt."],
             ],
         )
     )
@@ -784,10 +787,10 @@ def _tasks() -> list[Task]:
             lambda: [
                 [step(STOCK("MSFT")), "Microsoft (MSFT) trades at 412.6 USD."],
                 [
-                    step(Call("calculate", {"expression": Text("15 * {0}", Ref(0))})),
+                    step(ScriptedCall("calculate", {"expression": Text("15 * {0}", Ref(1))})),
                     "15 shares would cost 6189 USD.",
                 ],
-                [step(write("budget.txt", Text("{0}", Ref(1)))), "I put 6189 in budget.txt."],
+                [step(write("budget.txt", Text("{0}", Ref(2)))), "I put 6189 in budget.txt."],
             ],
         )
     )
@@ -803,12 +806,14 @@ def _tasks() -> list[Task]:
             ),
             lambda: [
                 [
-                    step(Call("list_events", {"date": "2026-12-01"})),
+                    step(ScriptedCall("list_events", {"date": "2026-12-01"})),
                     "On 2026-12-01 you have the team standup at 09:30 and the dentist at 16:00.",
                 ],
                 [
                     step(
-                        Call("add_event", {"title": "Lunch with Bob", "date": "2026-12-01", "time": "12:30"})
+                        ScriptedCall(
+                            "add_event", {"title": "Lunch with Bob", "date": "2026-12-01", "time": "12:30"}
+                        )
                     ),
                     "Added lunch with Bob at 12:30 on 2026-12-01.",
                 ],
@@ -830,10 +835,10 @@ def _tasks() -> list[Task]:
                 lambda ev: j.one_email(ev, "bob.chen@example.com", numbers=[24]),
             ),
             lambda: [
-                [step(Call("find_customer", {"name": "Bob Chen"})), "Bob Chen lives in Tokyo."],
+                [step(ScriptedCall("find_customer", {"name": "Bob Chen"})), "Bob Chen lives in Tokyo."],
                 [step(W("Tokyo")), "It is 24 C and sunny in Tokyo."],
                 [
-                    step(email(Ref(0, ".email"), "Weather in Tokyo", Text("The weather now: {0}", Ref(1)))),
+                    step(email(Ref(1, ".email"), "Weather in Tokyo", Text("The weather now: {0}", Ref(2)))),
                     "I emailed Bob the weather in Tokyo.",
                 ],
             ],

@@ -26,12 +26,12 @@ from ...models.base import (
     ToolCallReady,
     Usage,
 )
-from ...models.scripted import Call, Ref, Turn, TurnSpec, call_results, render_turn, tokens_of
+from ...models.scripted import Ref, ScriptedCall, Turn, TurnSpec, call_results, render_turn, shown, tokens_of
 
 
 @dataclass(frozen=True)
 class Text:
-    """A string argument built from earlier results: ``Text("{0} and {1}", Ref(0), Ref(1))``."""
+    """A string argument built from earlier results: ``Text("{0} and {1}", Ref(1), Ref(2))``."""
 
     template: str
     refs: tuple[Ref, ...]
@@ -41,34 +41,22 @@ class Text:
         object.__setattr__(self, "refs", refs)
 
 
-def shown(transcript: Sequence[Message], ref: Ref) -> Any:
-    """What the model knows of an earlier result: its value, or its future id while pending."""
-    seen = call_results(transcript)[ref.index]
-    if isinstance(seen, Mapping) and "future" in seen:
-        if seen.get("status") == "pending":
-            return f"{seen['future']}{ref.path}"
-        seen = seen.get("value")
-    for part in [p for p in ref.path.split(".") if p]:
-        seen = seen[part] if isinstance(seen, Mapping) else seen
-    return seen
-
-
 def _fill(value: Any, transcript: Sequence[Message]) -> Any:
     if isinstance(value, Ref):
-        return shown(transcript, value)
+        return shown(value, call_results(transcript))
     if isinstance(value, Text):
-        parts = [shown(transcript, r) for r in value.refs]
+        parts = [shown(r, call_results(transcript)) for r in value.refs]
         return value.template.format(*(p if isinstance(p, str) else json.dumps(p) for p in parts))
     if isinstance(value, Mapping):
         return {k: _fill(v, transcript) for k, v in value.items()}
     return value
 
 
-def step(*calls: Call) -> Turn:
+def step(*calls: ScriptedCall) -> Turn:
     """One model response with these calls; ``Ref`` and ``Text`` arguments filled from the transcript."""
 
     def turn(transcript: Sequence[Message]) -> TurnSpec:
-        return [Call(c.name, _fill(dict(c.arguments), transcript)) for c in calls]
+        return [ScriptedCall(c.name, _fill(dict(c.arguments), transcript)) for c in calls]
 
     return turn
 
@@ -95,7 +83,7 @@ def seeing(indices: Sequence[int], act: Turn, final: str) -> list[Turn]:
         pending = _pending(transcript, indices)
         if pending:
             awaited[0] = True
-            return [Call(AWAIT_TOOL, {"ids": pending})]
+            return [ScriptedCall(AWAIT_TOOL, {"ids": pending})]
         return act(transcript) if callable(act) else act
 
     def second(transcript: Sequence[Message]) -> TurnSpec:
