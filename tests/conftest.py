@@ -91,7 +91,7 @@ def content_of(messages: Sequence[Message], call: Call) -> Any:
             for it in _items(m):
                 if it.get("future") == call.id and it.get("status") in ("resolved", "failed"):
                     return {k: v for k, v in it.items() if k != EARLIER}
-    text = tool_message(messages, call.call_id).content
+    text = tool_message(messages, call.tool_call_id).content
     try:
         return json.loads(text)
     except ValueError:

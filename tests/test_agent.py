@@ -225,7 +225,7 @@ def test_synthetic_await_delivery_appends_protocol_valid_await() -> None:
     assert_protocol_valid(msgs)
     # the original placeholders stay as they were
     for call in result.calls:
-        assert json.loads(tool_message(msgs, call.call_id).content)["status"] == "pending"
+        assert json.loads(tool_message(msgs, call.tool_call_id).content)["status"] == "pending"
         assert deliveries_in_transcript(msgs, call.id) == 1
         assert call.deliveries == 1
     awaits = [
@@ -435,7 +435,7 @@ def test_duplicate_or_missing_call_ids_run_each_call_once() -> None:
         assert counts == {1: 1, 2: 1, 3: 1}, mode
         assert [c.value for c in result.calls] == [1, 2, 3]
         assert_protocol_valid(result.messages)
-        assert [c.call_id for c in result.calls] == [tc.id for tc in result.messages[1].tool_calls]
+        assert [c.tool_call_id for c in result.calls] == [tc.id for tc in result.messages[1].tool_calls]
 
 
 class Price(BaseModel):
@@ -654,7 +654,7 @@ def test_a_model_profile_adds_its_example_and_answers_repeats() -> None:
         first, again = result.calls
         assert ran == [1] and again.repeat_of == first.seq and again.value == first.value == 2
         assert not again.ran and again.deliveries == 1
-        assert "not run again" in tool_message(result.messages, again.call_id).content
+        assert "not run again" in tool_message(result.messages, again.tool_call_id).content
         sent = model.requests[0].messages
         assert sent[0].role == "system" and sent[0].content.startswith("Sys.\n\nBe brief.")
         assert [m.content for m in sent[1:3]] == ["example task", "example answer"]

@@ -85,6 +85,8 @@ def test_rewrite_throws_away_the_cache_from_the_edited_message_on() -> None:
 def test_the_grace_window_answers_fast_calls_with_their_value(grace_s: float, expect: list[str]) -> None:
     model_turns: list[Any] = [[ScriptedCall("fast", {"x": 1}), ScriptedCall("slow", {"x": 1})], "done"]
     result = asyncio.run(Agent(ScriptedModel(model_turns), tools(), mode="async", grace_s=grace_s).run("go"))
-    shown = [json.loads(tool_message(result.messages, c.call_id).content)["status"] for c in result.calls]
+    shown = [
+        json.loads(tool_message(result.messages, c.tool_call_id).content)["status"] for c in result.calls
+    ]
     assert shown == expect
     assert all(c.deliveries == 1 for c in result.calls)

@@ -172,7 +172,7 @@ def test_future_of_another_session_is_unknown() -> None:
     (call,) = rb.calls
     err = error_of(rb.messages, call)
     assert err["type"] == "unknown_future" and "fut_3" in err["message"]
-    awaited = [m for m in rb.messages if m.role == "tool" and m.tool_call_id != call.call_id]
+    awaited = [m for m in rb.messages if m.role == "tool" and m.tool_call_id != call.tool_call_id]
     assert json.loads(awaited[0].content)["error"]["type"] == "unknown_future"
     assert lookup is None and called.get("double") is None
 

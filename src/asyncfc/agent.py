@@ -421,7 +421,7 @@ class Session:
                 call.id = f"call_{self.user_turns}_{step}_{i}"
             seen.add(call.id)
             if i in self._dispatched:
-                self._dispatched[i].call_id = call.id
+                self._dispatched[i].tool_call_id = call.id
         self.messages.append(Message("assistant", response.text, list(response.tool_calls)))
         return response
 
@@ -436,8 +436,10 @@ class Session:
             key = (tc.name, _canonical(tc.arguments))
             earlier = self._turn_calls.get(key)
             if earlier is not None:
-                return self.runtime.repeat(earlier, call_id=tc.id, user_turn=self.user_turns, step=step)
-        call = self.runtime.submit(tc.name, tc.arguments, call_id=tc.id, user_turn=self.user_turns, step=step)
+                return self.runtime.repeat(earlier, tool_call_id=tc.id, user_turn=self.user_turns, step=step)
+        call = self.runtime.submit(
+            tc.name, tc.arguments, tool_call_id=tc.id, user_turn=self.user_turns, step=step
+        )
         if self.agent.profile.answer_repeats and call.error is None:
             self._turn_calls[key] = call
         return call

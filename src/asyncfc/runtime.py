@@ -130,7 +130,7 @@ class Runtime:
         name: str,
         arguments: str | Mapping[str, Any],
         *,
-        call_id: str = "",
+        tool_call_id: str = "",
         user_turn: int = 0,
         step: int = 0,
     ) -> Call:
@@ -138,7 +138,7 @@ class Runtime:
         if self.closed:
             raise SessionClosedError("this runtime is closed")
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments, default=str)
-        return self.scheduler.submit(call_id, name, raw, user_turn=user_turn, step=step)
+        return self.scheduler.submit(tool_call_id, name, raw, user_turn=user_turn, step=step)
 
     async def answer(self, call: Call) -> str:
         """The tool-message text of a submitted call.
@@ -175,13 +175,15 @@ class Runtime:
             "go on with the next step, or answer if the task is done"
         )
 
-    async def call(self, name: str, arguments: str | Mapping[str, Any], call_id: str | None = None) -> Reply:
+    async def call(
+        self, name: str, arguments: str | Mapping[str, Any], tool_call_id: str | None = None
+    ) -> Reply:
         """Submit one call and return its tool-message text, with earlier values piggybacked."""
         if name == AWAIT_TOOL and self.mode == "async":
             text, own = await self._await(arguments)
             call = None
         else:
-            call = self.submit(name, arguments, call_id=call_id or "")
+            call = self.submit(name, arguments, tool_call_id=tool_call_id or "")
             text = await self.answer(call)
             own = []
         ready = self.take_ready()
@@ -189,11 +191,11 @@ class Runtime:
 
     # -- delivery -----------------------------------------------------------------
 
-    def repeat(self, original: Call, *, call_id: str = "", user_turn: int = 0, step: int = 0) -> Call:
+    def repeat(self, original: Call, *, tool_call_id: str = "", user_turn: int = 0, step: int = 0) -> Call:
         """Take a call identical to ``original`` without running it again: it gets the same outcome."""
         if self.closed:
             raise SessionClosedError("this runtime is closed")
-        return self.scheduler.repeat(original, call_id, user_turn=user_turn, step=step)
+        return self.scheduler.repeat(original, tool_call_id, user_turn=user_turn, step=step)
 
     def take_ready(self) -> list[Call]:
         """Calls answered with a placeholder that have resolved since; marked delivered.

@@ -35,10 +35,14 @@ Mode = Literal["sync", "parallel", "async"]
 
 @dataclass(eq=False, slots=True)
 class Call:
-    """One call of a session, from emission to delivery. Times are trace seconds."""
+    """One call of a session, from emission to delivery. Times are trace seconds.
+
+    ``id`` is its future's (``fut_<seq>``, what the model passes on); ``tool_call_id`` is
+    the id the model gave the call, which its tool message answers.
+    """
 
     seq: int
-    call_id: str
+    tool_call_id: str
     name: str
     raw_arguments: str
     user_turn: int = 0
@@ -229,13 +233,13 @@ class Scheduler:
         return self.calls[seq - 1].future if 0 < seq <= len(self.calls) else None
 
     def submit(
-        self, call_id: str, name: str, raw_arguments: str, *, user_turn: int = 0, step: int = 0
+        self, tool_call_id: str, name: str, raw_arguments: str, *, user_turn: int = 0, step: int = 0
     ) -> Call:
         """Take a call in program order; it resolves later (or at once, for bad input).
 
         Never raises for anything the model wrote: bad input resolves the call to an error.
         """
-        call = Call(len(self.calls) + 1, call_id, name, raw_arguments, user_turn, step)
+        call = Call(len(self.calls) + 1, tool_call_id, name, raw_arguments, user_turn, step)
         call.emitted_at = self.trace.now()
         self.calls.append(call)
         tool = self.tools.get(name)
@@ -286,9 +290,9 @@ class Scheduler:
         task.add_done_callback(lambda _: self._tasks.pop(call, None))
         return call
 
-    def repeat(self, original: Call, call_id: str, *, user_turn: int = 0, step: int = 0) -> Call:
+    def repeat(self, original: Call, tool_call_id: str, *, user_turn: int = 0, step: int = 0) -> Call:
         """Take a call that repeats ``original``: it resolves to the same outcome without running."""
-        call = Call(len(self.calls) + 1, call_id, original.name, original.raw_arguments, user_turn, step)
+        call = Call(len(self.calls) + 1, tool_call_id, original.name, original.raw_arguments, user_turn, step)
         call.emitted_at = self.trace.now()
         call.arguments = original.arguments
         call.repeat_of = original.seq

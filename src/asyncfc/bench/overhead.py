@@ -83,9 +83,9 @@ async def _one_run(mode: Mode, n: int, labels: int) -> tuple[float, list[float]]
     sched: Scheduler = session.scheduler
     original = sched.submit
 
-    def timed_submit(call_id: str, name: str, raw: str, *, user_turn: int = 0, step: int = 0) -> Any:
+    def timed_submit(tool_call_id: str, name: str, raw: str, *, user_turn: int = 0, step: int = 0) -> Any:
         t = time.perf_counter_ns()
-        call = original(call_id, name, raw, user_turn=user_turn, step=step)
+        call = original(tool_call_id, name, raw, user_turn=user_turn, step=step)
         submit_ns.append((time.perf_counter_ns() - t) / 1000)
         return call
 

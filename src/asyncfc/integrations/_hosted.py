@@ -107,9 +107,11 @@ class HostedRuntime:
         """OpenAI-format specs as the model must see them (widened schemas, ``await_future``)."""
         return self.runtime.tool_specs()
 
-    async def call(self, name: str, arguments: str | Mapping[str, Any], call_id: str | None = None) -> str:
+    async def call(
+        self, name: str, arguments: str | Mapping[str, Any], tool_call_id: str | None = None
+    ) -> str:
         """The tool-message text for one call the framework makes."""
-        reply = await self.runtime.call(name, arguments, call_id)
+        reply = await self.runtime.call(name, arguments, tool_call_id)
         if reply.call is not None:
             self.calls.append(reply.call)
         return reply.text

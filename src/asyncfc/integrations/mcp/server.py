@@ -91,7 +91,7 @@ class Sessions:
     def __len__(self) -> int:
         return len(self._runtimes)
 
-    def call_id(self) -> str:
+    def new_tool_call_id(self) -> str:
         return f"mcp-{next(self._ids)}"
 
     async def close(self, key: str) -> None:
@@ -128,9 +128,9 @@ def _session_key(ctx: Any, http: bool) -> str:
     return key
 
 
-def _find(rt: Runtime, call_id: str) -> Call | None:
+def _find(rt: Runtime, tool_call_id: str) -> Call | None:
     for call in reversed(rt.calls):
-        if call.call_id == call_id:
+        if call.tool_call_id == tool_call_id:
             return call
     return None
 
@@ -195,14 +195,14 @@ class Proxy:
 
     async def _call(self, rt: Runtime, name: str, arguments: Mapping[str, Any], report: Any) -> Reply:
         origin = Origin(report=report)
-        call_id = self.sessions.call_id()
+        tool_call_id = self.sessions.new_tool_call_id()
         token = ORIGIN.set(origin)
         try:
-            return await rt.call(name, dict(arguments), call_id=call_id)
+            return await rt.call(name, dict(arguments), tool_call_id=tool_call_id)
         except asyncio.CancelledError:
             # notifications/cancelled (or the session went away): cancel the call itself, and
             # report its cancellation with a later result, since this one is never read
-            call = _find(rt, call_id)
+            call = _find(rt, tool_call_id)
             if call is not None:
                 _cancel_call(rt, call)
                 rt.hold(call)
