@@ -167,6 +167,8 @@ def test_judge_helpers() -> None:
     assert has_number("It costs $4,856.00 in total", 4856)
     assert not has_number("fut_3", 3.5)
     assert admits_failure("Sorry, I couldn't reach the tracking service.")
+    assert admits_failure("I tried to update the order status to 'shipped', but it was already delivered.")
+    assert not admits_failure("I tried to call you. The order is shipped.")
     assert not admits_failure("Your package was delivered on Monday.")
 
 

@@ -373,6 +373,8 @@ class Session:
         if profile.example is not None:  # a fixed prefix: the provider's cache keeps it
             head.extend(profile.example(agent.mode == "async"))
         messages[:0] = head
+        if self._answer_now and profile.answer_prompt:
+            messages.append(Message("system", profile.answer_prompt))
         return ModelRequest(
             messages=messages,
             tools=[] if self._answer_now else agent.tool_specs(),

@@ -22,7 +22,7 @@ FAILURE_WORDS = re.compile(
     r"\b(fail\w*|error\w*|unable|could ?n[o']t|can ?n[o']t|can't|not able|unavailable|did ?n[o']t|"
     r"was ?n[o']t|is ?n[o']t|not (?:found|available|possible|sent|updated|changed|delivered)|"
     r"does ?n[o']t exist|no such|rejected|refused|invalid|problem|issue|sorry|unfortunately|"
-    r"already (?:delivered|cancelled)|no (?:file|order|exchange rate|rate))\b",
+    r"already (?:delivered|cancelled)|no (?:file|order|exchange rate|rate)|tried to [^.]*\bbut)\b",
     re.IGNORECASE,
 )
 """Words with which an answer admits that a step did not work."""
