@@ -19,19 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..errors import AsyncFCError
 from ..tools import Tool
 
 ExecutorKind = Literal["threads", "processes", "ray"]
+_T = TypeVar("_T")
 
 
 class ToolTimeout(Exception):
@@ -113,6 +115,12 @@ class _Generation:
         self.idle = threading.Semaphore(0)
         self.threads: set[threading.Thread] = set()
         self.busy: set[threading.Thread] = set()
+
+
+def _wake(waiter: asyncio.Future[None], _: object = None) -> None:
+    """Release a waiter (a done callback, or a timer): whichever comes first wins."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _deliver(fut: asyncio.Future[Any], value: Any) -> None:
@@ -247,16 +255,43 @@ class Executor:
     async def run(self, tool: Tool, kwargs: Mapping[str, Any], on_start: Callable[[float], None]) -> Any:
         """Run one call to completion; raise :class:`ToolTimeout`, :class:`ToolFailed` or :class:`WorkerLost`."""
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
-        async with self._slot(tool.name):
-            if tool.is_async and not self._runs_async_remotely(tool):
-                on_start(time.perf_counter())
-                task = asyncio.get_running_loop().create_task(_guarded_async(tool.fn, dict(kwargs)))
-                value = await self._wait(task, timeout, lambda: self._give_up(task))
-            else:
-                value = await self._run_sync(tool, kwargs, timeout, on_start)
-            if isinstance(value, _Raised):
-                raise ToolFailed(value.error)
-            return value
+        name = tool.name
+        if self._loop is not asyncio.get_running_loop():
+            self._bind()
+        # the limits, taken and released in this order, without a context manager per call
+        shared = self._global
+        own = self._per_tool.get(name) if self._per_tool else None
+        if shared is not None:
+            await shared.acquire()
+        try:
+            if own is not None:
+                await own.acquire()
+            try:
+                self.running += 1
+                if self.running > self.peak_running:
+                    self.peak_running = self.running
+                n = self._per_tool_running[name] = self._per_tool_running.get(name, 0) + 1
+                if n > self.peak_per_tool.get(name, 0):
+                    self.peak_per_tool[name] = n
+                try:
+                    if tool.is_async and not self._runs_async_remotely(tool):
+                        on_start(time.perf_counter())
+                        task = asyncio.get_running_loop().create_task(_guarded_async(tool.fn, dict(kwargs)))
+                        value = await self._wait(task, timeout, self._give_up, task)
+                    else:
+                        value = await self._run_sync(tool, kwargs, timeout, on_start)
+                finally:
+                    self.running -= 1
+                    self._per_tool_running[name] -= 1
+            finally:
+                if own is not None:
+                    own.release()
+        finally:
+            if shared is not None:
+                shared.release()
+        if isinstance(value, _Raised):
+            raise ToolFailed(value.error)
+        return value
 
     def _runs_async_remotely(self, tool: Tool) -> bool:
         """Whether an async tool goes to :meth:`_run_sync`'s workers instead of the loop."""
@@ -268,7 +303,7 @@ class Executor:
         """Run a sync tool in a worker thread; on timeout or cancel its result is discarded."""
         on_start(time.perf_counter())
         job = self._pool.submit(tool.fn, kwargs)
-        return await self._wait(job.future, timeout, lambda: self._pool.abandon(job))
+        return await self._wait(job.future, timeout, self._pool.abandon, job)
 
     async def close(self) -> None:
         """Release the workers. Waits for async tools that ignored their cancellation;
@@ -316,23 +351,6 @@ class Executor:
     def _on_new_loop(self) -> None:
         """Subclasses reset their loop-bound state here."""
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, name: str) -> AsyncIterator[None]:
-        self._bind()
-        sems = [s for s in (self._global, self._per_tool.get(name)) if s is not None]
-        async with contextlib.AsyncExitStack() as stack:
-            for s in sems:
-                await stack.enter_async_context(s)
-            self.running += 1
-            self.peak_running = max(self.peak_running, self.running)
-            n = self._per_tool_running[name] = self._per_tool_running.get(name, 0) + 1
-            self.peak_per_tool[name] = max(self.peak_per_tool.get(name, 0), n)
-            try:
-                yield
-            finally:
-                self.running -= 1
-                self._per_tool_running[name] -= 1
-
     def _give_up(self, task: asyncio.Task[Any]) -> None:
         """Cancel an async tool's task without waiting for it; keep it until it ends."""
         task.cancel()
@@ -345,30 +363,29 @@ class Executor:
             task.exception()  # retrieved: a late failure is not "never retrieved"
 
     @staticmethod
-    async def _wait(fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[], None]) -> Any:
+    async def _wait(
+        fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[_T], None], subject: _T
+    ) -> Any:
         """``fut``'s result, or :class:`ToolTimeout` at the deadline, without waiting for
-        ``fut`` to acknowledge a cancellation (``give_up`` is called instead)."""
+        ``fut`` to acknowledge a cancellation (``give_up(subject)`` is called instead)."""
         if not fut.done():
-            waiter = asyncio.get_running_loop().create_future()
-
-            def wake(_: object = None) -> None:
-                if not waiter.done():
-                    waiter.set_result(None)
-
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            wake = functools.partial(_wake, waiter)
             fut.add_done_callback(wake)
-            timer = asyncio.get_running_loop().call_later(timeout, wake) if timeout is not None else None
+            timer = loop.call_later(timeout, _wake, waiter) if timeout is not None else None
             try:
                 await waiter
             except asyncio.CancelledError:
                 fut.remove_done_callback(wake)
-                give_up()
+                give_up(subject)
                 raise
             finally:
                 if timer is not None:
                     timer.cancel()
             if not fut.done():
                 fut.remove_done_callback(wake)
-                give_up()
+                give_up(subject)
                 assert timeout is not None
                 raise ToolTimeout(timeout)
         if fut.cancelled():  # the tool cancelled itself; we did not
