@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from .errors import CallError, ErrorKind
 from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
+from .executors._base import Limit
 from .futures import (
     MAX_NESTING,
     Future,
@@ -259,7 +260,7 @@ class Scheduler:
         self.hazards = HazardIndex()
         self._tasks: dict[Call, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[Call, str] = {}
-        self._limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._limit = Limit(max_concurrency) if max_concurrency else None
         self._on_resolved = on_resolved
 
     def lookup(self, seq: int) -> Future | None:

@@ -18,6 +18,7 @@ daemon threads it does not keep the interpreter from exiting.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import queue
@@ -115,6 +116,50 @@ class _Generation:
         self.idle = threading.Semaphore(0)
         self.threads: set[threading.Thread] = set()
         self.busy: set[threading.Thread] = set()
+
+
+class Limit:
+    """A FIFO semaphore whose acquire and release are O(1).
+
+    ``asyncio.Semaphore`` (3.11) scans its waiters on every acquire and removes a woken
+    waiter from the middle of its deque: with thousands of calls queued on one limit, that
+    made each call cost O(calls queued). A release hands the slot straight to the oldest
+    live waiter, so the count only grows when nobody waits.
+    """
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self, value: int) -> None:
+        self._value = value
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self._value > 0:  # never positive while a live waiter is queued
+            self._value -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed the slot, then cancelled before it resumed: pass it on
+            raise  # a cancelled waiter stays queued; release skips it
+
+    def release(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._value += 1
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _wake(waiter: asyncio.Future[None], _: object = None) -> None:
@@ -237,8 +282,8 @@ class Executor:
         self.tool_limits = dict(tool_limits or {})
         self._pool = _DaemonThreadPool(max_threads, "asyncfc-tool")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._global: asyncio.Semaphore | None = None
-        self._per_tool: dict[str, asyncio.Semaphore] = {}
+        self._global: Limit | None = None
+        self._per_tool: dict[str, Limit] = {}
         self._stragglers: set[asyncio.Task[Any]] = set()
         self.running = 0
         self.peak_running = 0
@@ -343,8 +388,8 @@ class Executor:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop = loop
-            self._global = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
-            self._per_tool = {name: asyncio.Semaphore(n) for name, n in self.tool_limits.items()}
+            self._global = Limit(self.max_concurrency) if self.max_concurrency else None
+            self._per_tool = {name: Limit(n) for name, n in self.tool_limits.items()}
             self._stragglers = {t for t in self._stragglers if not t.done()}
             self._on_new_loop()
 
