@@ -18,6 +18,7 @@ from .errors import CallError, ErrorKind
 from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
 from .executors._base import Limit
 from .futures import (
+    FUTURE_PREFIX,
     MAX_NESTING,
     Future,
     ReferenceError_,
@@ -233,9 +234,15 @@ def _parse(raw: str) -> dict[str, Any] | str:
         return f"arguments are not valid JSON ({exc})"
     if not isinstance(arguments, dict):
         return "arguments must be a JSON object"
-    if nesting_exceeds(arguments):
+    # each level of nesting opens a bracket in the text: fewer brackets than the limit cannot exceed it
+    if raw.count("{") + raw.count("[") > MAX_NESTING and nesting_exceeds(arguments):
         return f"arguments nest too deeply (at most {MAX_NESTING} levels)"
     return arguments
+
+
+def _may_refer(raw: str) -> bool:
+    """Whether arguments text can hold a reference at all (a JSON escape could spell one)."""
+    return FUTURE_PREFIX in raw or "\\u" in raw
 
 
 class Scheduler:
@@ -290,7 +297,9 @@ class Scheduler:
         deps: list[Call] = []
         waits: set[Call] = set()
         kwargs: dict[str, Any] | None = None
-        refs = sorted(find_references(arguments)) if self.mode == "async" else []
+        refs = (
+            sorted(find_references(arguments)) if self.mode == "async" and _may_refer(raw_arguments) else []
+        )
         if refs:
             unknown = [r for r in refs if not 0 < r < call.seq]
             if unknown:

@@ -78,13 +78,17 @@ class Tool:
         """Check concrete arguments against the schema; return the keyword arguments to call with."""
         if self.args_model is not None:
             try:
-                parsed = self.args_model.model_validate(dict(arguments))
+                parsed = self.args_model.model_validate(
+                    arguments if type(arguments) is dict else dict(arguments)
+                )
             except ValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}" for e in exc.errors()
                 )
                 raise ArgumentsError(problems) from None
-            return dict(parsed)
+            return dict(
+                iter(parsed)
+            )  # dict(parsed) would first look up parsed.keys, which raises inside pydantic
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(dict(arguments)))
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path)

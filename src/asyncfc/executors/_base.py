@@ -162,6 +162,45 @@ class Limit:
         self.release()
 
 
+class _Deadlines:
+    """The deadlines of calls with one timeout length, in start order, behind one timer.
+
+    A timer per call would put thousands of handles on the loop's heap (each push and pop
+    compares in Python) only to cancel nearly all of them. Deadlines of one length arrive in
+    increasing order, so a deque and a single armed timer do: finished calls at the front
+    are dropped as new ones come, and the timer wakes whoever is still waiting at its deadline.
+    """
+
+    __slots__ = ("_loop", "_queue", "_timeout", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._queue: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, waiter: asyncio.Future[None]) -> None:
+        queue = self._queue
+        while queue and queue[0][1].done():
+            queue.popleft()
+        queue.append((self._loop.time() + self._timeout, waiter))
+        if self._timer is None:
+            self._arm()
+
+    def _arm(self) -> None:
+        when = self._queue[0][0]
+        self._timer = self._loop.call_at(when, self._expire, when)
+
+    def _expire(self, when: float) -> None:
+        self._timer = None
+        queue = self._queue
+        now = max(when, self._loop.time())
+        while queue and (queue[0][0] <= now or queue[0][1].done()):
+            _wake(queue.popleft()[1])
+        if queue:
+            self._arm()
+
+
 def _wake(waiter: asyncio.Future[None], _: object = None) -> None:
     """Release a waiter (a done callback, or a timer): whichever comes first wins."""
     if not waiter.done():
@@ -285,6 +324,7 @@ class Executor:
         self._global: Limit | None = None
         self._per_tool: dict[str, Limit] = {}
         self._stragglers: set[asyncio.Task[Any]] = set()
+        self._deadlines: dict[float, _Deadlines] = {}
         self.running = 0
         self.peak_running = 0
         self.peak_per_tool: dict[str, int] = {}
@@ -391,6 +431,7 @@ class Executor:
             self._global = Limit(self.max_concurrency) if self.max_concurrency else None
             self._per_tool = {name: Limit(n) for name, n in self.tool_limits.items()}
             self._stragglers = {t for t in self._stragglers if not t.done()}
+            self._deadlines = {}
             self._on_new_loop()
 
     def _on_new_loop(self) -> None:
@@ -407,27 +448,23 @@ class Executor:
         if not task.cancelled():
             task.exception()  # retrieved: a late failure is not "never retrieved"
 
-    @staticmethod
     async def _wait(
-        fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[_T], None], subject: _T
+        self, fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[_T], None], subject: _T
     ) -> Any:
         """``fut``'s result, or :class:`ToolTimeout` at the deadline, without waiting for
         ``fut`` to acknowledge a cancellation (``give_up(subject)`` is called instead)."""
         if not fut.done():
-            loop = asyncio.get_running_loop()
-            waiter = loop.create_future()
+            waiter = asyncio.get_running_loop().create_future()
             wake = functools.partial(_wake, waiter)
             fut.add_done_callback(wake)
-            timer = loop.call_later(timeout, _wake, waiter) if timeout is not None else None
+            if timeout is not None:
+                self._deadlines_of(timeout).add(waiter)
             try:
                 await waiter
             except asyncio.CancelledError:
                 fut.remove_done_callback(wake)
                 give_up(subject)
                 raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
             if not fut.done():
                 fut.remove_done_callback(wake)
                 give_up(subject)
@@ -436,6 +473,12 @@ class Executor:
         if fut.cancelled():  # the tool cancelled itself; we did not
             raise ToolFailed(asyncio.CancelledError("the tool raised CancelledError"))
         return fut.result()
+
+    def _deadlines_of(self, timeout: float) -> _Deadlines:
+        deadlines = self._deadlines.get(timeout)
+        if deadlines is None:
+            deadlines = self._deadlines[timeout] = _Deadlines(asyncio.get_running_loop(), timeout)
+        return deadlines
 
     @staticmethod
     async def _bounded(awaitable: Awaitable[Any], timeout: float | None) -> Any:
