@@ -180,12 +180,16 @@ class _Deadlines:
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, waiter: asyncio.Future[None]) -> None:
+        self.forget_done()
+        self._queue.append((self._loop.time() + self._timeout, waiter))
+        if self._timer is None:
+            self._arm()
+
+    def forget_done(self) -> None:
+        """Drop finished calls from the front (calls mostly finish in start order)."""
         queue = self._queue
         while queue and queue[0][1].done():
             queue.popleft()
-        queue.append((self._loop.time() + self._timeout, waiter))
-        if self._timer is None:
-            self._arm()
 
     def _arm(self) -> None:
         when = self._queue[0][0]
@@ -457,14 +461,18 @@ class Executor:
             waiter = asyncio.get_running_loop().create_future()
             wake = functools.partial(_wake, waiter)
             fut.add_done_callback(wake)
-            if timeout is not None:
-                self._deadlines_of(timeout).add(waiter)
+            deadlines = self._deadlines_of(timeout) if timeout is not None else None
+            if deadlines is not None:
+                deadlines.add(waiter)
             try:
                 await waiter
             except asyncio.CancelledError:
                 fut.remove_done_callback(wake)
                 give_up(subject)
                 raise
+            finally:
+                if deadlines is not None:
+                    deadlines.forget_done()
             if not fut.done():
                 fut.remove_done_callback(wake)
                 give_up(subject)
