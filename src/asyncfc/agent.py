@@ -57,6 +57,10 @@ Revise = Literal["always", "when_needed"]
 __all__ = ["ASYNC_INSTRUCTIONS", "AWAIT_SPEC", "Agent", "Delivery", "Revise", "RunResult", "Session"]
 
 
+_LENIENT = json.JSONEncoder(default=str)
+"""``json.dumps(..., default=str)`` without building an encoder per call."""
+
+
 def _repeats_only(calls: Sequence[tuple[ToolCall, Call | None]]) -> bool:
     """Whether every call of a step was answered from an identical earlier call."""
     return bool(calls) and all(c is not None and c.repeat_of is not None for _, c in calls)
@@ -485,7 +489,7 @@ class Session:
         for call in ready:
             msg = self._tool_messages.get(call.seq)
             if msg is not None and (self.agent.delivery == "rewrite" or any(m is msg for m in unsent)):
-                msg.content = json.dumps(self.runtime.deliver_json(call), default=str)
+                msg.content = _LENIENT.encode(self.runtime.deliver_json(call))
             else:
                 later.append(call)
         if not later:
@@ -500,7 +504,7 @@ class Session:
         self.messages.append(
             Message("assistant", "", [ToolCall(call_id, AWAIT_TOOL, json.dumps({"ids": ids}))])
         )
-        self.messages.append(Message("tool", json.dumps(values, default=str), tool_call_id=call_id))
+        self.messages.append(Message("tool", _LENIENT.encode(values), tool_call_id=call_id))
 
     async def _settle(self, calls: list[Call]) -> None:
         """Wait for the given calls and deliver them (before a final answer is accepted)."""

@@ -235,10 +235,16 @@ def as_text(value: Any) -> str:
 def dumps(value: Any, *, ensure_ascii: bool = True) -> str:
     """JSON text the model can parse: ``NaN`` and infinities become the strings ``"NaN"``,
     ``"Infinity"``, ``"-Infinity"`` (``json.dumps`` would write invalid JSON)."""
+    encoder = _ASCII if ensure_ascii else _UNICODE
     try:
-        return json.dumps(value, default=str, ensure_ascii=ensure_ascii, allow_nan=False)
+        return encoder.encode(value)
     except ValueError:
-        return json.dumps(_finite(value), default=str, ensure_ascii=ensure_ascii, allow_nan=False)
+        return encoder.encode(_finite(value))
+
+
+# json.dumps builds a new encoder on every call that passes options; these are built once
+_ASCII = json.JSONEncoder(default=str, ensure_ascii=True, allow_nan=False)
+_UNICODE = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False)
 
 
 def _finite(value: Any) -> Any:
