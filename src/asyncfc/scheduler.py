@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -294,8 +294,8 @@ class Scheduler:
             return self._fail(call, ErrorKind.INVALID_ARGUMENTS, problem)
         arguments = problem
         call.arguments = arguments
-        deps: list[Call] = []
-        waits: set[Call] = set()
+        deps: Sequence[Call] = ()  # empty tuples, not fresh containers: thousands of calls wait at once
+        waits: Collection[Call] = ()
         kwargs: dict[str, Any] | None = None
         refs = (
             sorted(find_references(arguments)) if self.mode == "async" and _may_refer(raw_arguments) else []
@@ -324,8 +324,10 @@ class Scheduler:
                 if kwargs is not None
                 else tool.labels(arguments, holds_reference)
             )
-            waits = self.hazards.register(call, reads, writes)
-            call.waited_for = sorted(c.seq for c in waits)
+            conflicts = self.hazards.register(call, reads, writes)
+            if conflicts:
+                waits = conflicts
+                call.waited_for = sorted(c.seq for c in conflicts)
         # the task removes itself from _tasks when it ends (no done callback: one object less per call)
         self._tasks[call] = asyncio.create_task(
             self._run(call, tool, arguments, deps, waits, kwargs), name=f"asyncfc:{call.id}:{name}"
@@ -367,8 +369,8 @@ class Scheduler:
         call: Call,
         tool: Tool,
         arguments: dict[str, Any],
-        deps: list[Call],
-        waits: set[Call],
+        deps: Sequence[Call],
+        waits: Collection[Call],
         kwargs: dict[str, Any] | None,
     ) -> None:
         try:
