@@ -16,6 +16,7 @@ can choose where a delivered value goes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import deque
 from collections.abc import Sequence
@@ -368,15 +369,16 @@ class Session:
         agent = self.agent
         profile = agent.profile
         system = [p for p in (agent.system_prompt, profile.instructions, self.runtime.instructions) if p]
-        messages = list(self.messages)
-        head: list[Message] = []
-        if messages and messages[0].role == "system":
-            system.insert(0, messages.pop(0).content)
+        history = self.messages
+        skip = 1 if history and history[0].role == "system" else 0
+        if skip:
+            system.insert(0, history[0].content)
+        messages: list[Message] = []
         if system:
-            head.append(Message("system", "\n\n".join(system)))
+            messages.append(Message("system", "\n\n".join(system)))
         if profile.example is not None:  # a fixed prefix: the provider's cache keeps it
-            head.extend(profile.example(agent.mode == "async"))
-        messages[:0] = head
+            messages.extend(profile.example(agent.mode == "async"))
+        messages.extend(itertools.islice(history, skip, None))  # one copy of the history, no shifts
         return ModelRequest(
             messages=messages,
             tools=[] if self._answer_now else agent.tool_specs(),
