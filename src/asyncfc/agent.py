@@ -57,6 +57,10 @@ Revise = Literal["always", "when_needed"]
 __all__ = ["ASYNC_INSTRUCTIONS", "AWAIT_SPEC", "Agent", "Delivery", "Revise", "RunResult", "Session"]
 
 
+_LENIENT = json.JSONEncoder(default=str)
+"""``json.dumps(..., default=str)`` without building an encoder per call."""
+
+
 def _repeats_only(calls: Sequence[tuple[ToolCall, Call | None]]) -> bool:
     """Whether every call of a step was answered from an identical earlier call."""
     return bool(calls) and all(c is not None and c.repeat_of is not None for _, c in calls)
@@ -364,15 +368,16 @@ class Session:
         agent = self.agent
         profile = agent.profile
         system = [p for p in (agent.system_prompt, profile.instructions, self.runtime.instructions) if p]
-        messages = list(self.messages)
-        head: list[Message] = []
-        if messages and messages[0].role == "system":
-            system.insert(0, messages.pop(0).content)
+        history = self.messages
+        skip = 1 if history and history[0].role == "system" else 0
+        if skip:
+            system.insert(0, history[0].content)
+        messages: list[Message] = []
         if system:
-            head.append(Message("system", "\n\n".join(system)))
+            messages.append(Message("system", "\n\n".join(system)))
         if profile.example is not None:  # a fixed prefix: the provider's cache keeps it
-            head.extend(profile.example(agent.mode == "async"))
-        messages[:0] = head
+            messages.extend(profile.example(agent.mode == "async"))
+        messages.extend(history[1:] if skip else history)  # list copies run at memcpy speed; no shifts
         if self._answer_now and profile.answer_prompt:
             messages.append(Message("system", profile.answer_prompt))
         return ModelRequest(
@@ -489,7 +494,7 @@ class Session:
         for call in ready:
             msg = self._tool_messages.get(call.seq)
             if msg is not None and (self.agent.delivery == "rewrite" or any(m is msg for m in unsent)):
-                msg.content = json.dumps(self.runtime.deliver_json(call), default=str)
+                msg.content = _LENIENT.encode(self.runtime.deliver_json(call))
             else:
                 later.append(call)
         if not later:
@@ -504,7 +509,7 @@ class Session:
         self.messages.append(
             Message("assistant", "", [ToolCall(call_id, AWAIT_TOOL, json.dumps({"ids": ids}))])
         )
-        self.messages.append(Message("tool", json.dumps(values, default=str), tool_call_id=call_id))
+        self.messages.append(Message("tool", _LENIENT.encode(values), tool_call_id=call_id))
 
     async def _settle(self, calls: list[Call]) -> None:
         """Wait for the given calls and deliver them (before a final answer is accepted)."""

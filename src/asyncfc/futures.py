@@ -192,37 +192,41 @@ def substitute(
     passed on as ``"fut_2"`` becomes ``"270.0"`` there instead of failing validation.
     """
 
-    def value_of(seq: int, path: str) -> Any:
-        fut = lookup(seq)
-        fid = future_id(seq)
-        if fut is None:
-            raise ReferenceError_(CallError(ErrorKind.UNKNOWN_FUTURE, f"unknown future {fid}{path}"))
-        if fut.error is not None:
-            raise ReferenceError_(
-                CallError(
-                    ErrorKind.DEPENDENCY_FAILED, f"{fid} failed ({fut.error.kind.value}): {fut.error.message}"
-                )
-            )
-        return _walk(fut.value, path, fid)
-
-    def visit(v: Any) -> Any:
-        if isinstance(v, str):
-            whole = _WHOLE.fullmatch(v)
-            if whole:
-                return value_of(int(whole.group(1)), whole.group(2))
-            return REFERENCE.sub(lambda m: as_text(value_of(int(m.group(1)), m.group(2))), v)
-        if isinstance(v, Mapping):
-            return {k: visit(item) for k, item in v.items()}
-        if isinstance(v, list):
-            return [visit(item) for item in v]
-        return v
-
     if isinstance(arguments, Mapping) and text_params:
         return {
-            k: as_text(visit(v)) if k in text_params and isinstance(v, str) else visit(v)
+            k: as_text(_visit(v, lookup)) if k in text_params and isinstance(v, str) else _visit(v, lookup)
             for k, v in arguments.items()
         }
-    return visit(arguments)
+    return _visit(arguments, lookup)
+
+
+# module functions, not closures: a recursive closure is a reference cycle, and through
+# ``lookup`` it kept the whole session alive until the garbage collector found it
+def _visit(v: Any, lookup: Callable[[int], Future | None]) -> Any:
+    if isinstance(v, str):
+        whole = _WHOLE.fullmatch(v)
+        if whole:
+            return _value_of(lookup, int(whole.group(1)), whole.group(2))
+        return REFERENCE.sub(lambda m: as_text(_value_of(lookup, int(m.group(1)), m.group(2))), v)
+    if isinstance(v, Mapping):
+        return {k: _visit(item, lookup) for k, item in v.items()}
+    if isinstance(v, list):
+        return [_visit(item, lookup) for item in v]
+    return v
+
+
+def _value_of(lookup: Callable[[int], Future | None], seq: int, path: str) -> Any:
+    fut = lookup(seq)
+    fid = future_id(seq)
+    if fut is None:
+        raise ReferenceError_(CallError(ErrorKind.UNKNOWN_FUTURE, f"unknown future {fid}{path}"))
+    if fut.error is not None:
+        raise ReferenceError_(
+            CallError(
+                ErrorKind.DEPENDENCY_FAILED, f"{fid} failed ({fut.error.kind.value}): {fut.error.message}"
+            )
+        )
+    return _walk(fut.value, path, fid)
 
 
 def as_text(value: Any) -> str:
@@ -235,10 +239,16 @@ def as_text(value: Any) -> str:
 def dumps(value: Any, *, ensure_ascii: bool = True) -> str:
     """JSON text the model can parse: ``NaN`` and infinities become the strings ``"NaN"``,
     ``"Infinity"``, ``"-Infinity"`` (``json.dumps`` would write invalid JSON)."""
+    encoder = _ASCII if ensure_ascii else _UNICODE
     try:
-        return json.dumps(value, default=str, ensure_ascii=ensure_ascii, allow_nan=False)
+        return encoder.encode(value)
     except ValueError:
-        return json.dumps(_finite(value), default=str, ensure_ascii=ensure_ascii, allow_nan=False)
+        return encoder.encode(_finite(value))
+
+
+# json.dumps builds a new encoder on every call that passes options; these are built once
+_ASCII = json.JSONEncoder(default=str, ensure_ascii=True, allow_nan=False)
+_UNICODE = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False)
 
 
 def _finite(value: Any) -> Any:

@@ -104,15 +104,20 @@ class Runtime:
         self._owns_executor = executor is None
         self.executor = executor or Executor(default_timeout=default_timeout)
         self.trace = trace or Trace()
+        self._resolved: list[Call] = []
+        """Calls resolved since the last :meth:`take_ready`, so a turn boundary looks at what is
+        new instead of scanning every pending call (list.append: no cycle through the runtime)."""
         self.scheduler = Scheduler(
             self.tools,
             self.executor,
             self.trace,
             mode,
             max_concurrency=max_concurrency,
+            on_resolved=self._resolved.append,
         )
-        self._placeheld: list[Call] = []
-        """Calls answered with a placeholder and not delivered yet, in program order."""
+        self._placeheld: dict[Call, int] = {}
+        """Calls answered with a placeholder and not delivered yet, with the order they came in."""
+        self._held = 0
         self.closed = False
 
     @property
@@ -160,7 +165,7 @@ class Runtime:
         if call.done:
             body = self.deliver(call)
         else:
-            self._placeheld.append(call)
+            self._hold(call)
             body = placeholder(call.id, self._output_example(call))
         if note:
             body["note"] = note
@@ -202,19 +207,27 @@ class Runtime:
 
         The host must put each one's :meth:`deliver_json` (already counted) into the transcript.
         """
-        if not self._placeheld:
+        if not self._resolved:
             return []
-        ready = [c for c in self._placeheld if c.done]
-        if ready:
-            self._placeheld = [c for c in self._placeheld if not c.done]
-            for c in ready:
-                self._mark(c)
+        held = self._placeheld
+        ready = list(dict.fromkeys(c for c in self._resolved if c in held))
+        self._resolved.clear()
+        ready.sort(key=held.__getitem__)  # in the order they were held
+        for c in ready:
+            del held[c]
+            self._mark(c)
         return ready
 
     def hold(self, call: Call) -> None:
         """Deliver this call's value with the next ones (a host lost its tool message)."""
         if call.delivered_at is None and call not in self._placeheld:
-            self._placeheld.append(call)
+            self._hold(call)
+            if call.done:  # resolved before it was held: the next take_ready must see it
+                self._resolved.append(call)
+
+    def _hold(self, call: Call) -> None:
+        self._held += 1
+        self._placeheld[call] = self._held
 
     def deliver(self, call: Call) -> dict[str, Any]:
         """Mark a resolved call delivered (exactly once) and return what the model reads."""
@@ -279,8 +292,7 @@ class Runtime:
             elif call.delivered_at is not None:
                 out.append({"future": call.id, "status": "delivered", "note": "its value was given earlier"})
             else:
-                if call in self._placeheld:
-                    self._placeheld.remove(call)
+                self._placeheld.pop(call, None)
                 out.append(self.deliver(call))
                 delivered.append(call)
         self.trace.span(AWAIT_TOOL, "await", "model", t0, self.trace.now(), ids=ids)

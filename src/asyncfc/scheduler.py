@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import CallError, ErrorKind
 from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
+from .executors._base import Limit
 from .futures import (
+    FUTURE_PREFIX,
     MAX_NESTING,
     Future,
     ReferenceError_,
@@ -88,15 +90,21 @@ class Call:
 
 
 class _Node:
+    """One label path segment; its sets are made on first use (most nodes hold one call)."""
+
     __slots__ = ("below_readers", "below_writers", "children", "key", "readers", "writer")
 
     def __init__(self, key: str = "") -> None:
         self.key = key
-        self.children: dict[str, _Node] = {}
+        self.children: dict[str, _Node] | None = None
         self.writer: Call | None = None
-        self.readers: set[Call] = set()
-        self.below_writers: set[Call] = set()
-        self.below_readers: set[Call] = set()
+        self.readers: set[Call] | None = None
+        self.below_writers: set[Call] | None = None
+        self.below_readers: set[Call] | None = None
+
+
+_Entry = tuple[list[_Node], bool]
+"""A label of one call: its path from the root, and whether the call writes it."""
 
 
 class HazardIndex:
@@ -109,66 +117,83 @@ class HazardIndex:
 
     def __init__(self) -> None:
         self.root = _Node()
-        self._where: dict[Call, list[tuple[list[_Node], bool]]] = {}
+        self._where: dict[Call, list[_Entry]] = {}
 
     def _path(self, label: str) -> list[_Node]:
         node, path = self.root, [self.root]
         if label != ROOT:
             for part in label.split("/"):
-                child = node.children.get(part)
+                children = node.children
+                if children is None:
+                    children = node.children = {}
+                child = children.get(part)
                 if child is None:
-                    child = node.children[part] = _Node(part)
+                    child = children[part] = _Node(part)
                 node = child
                 path.append(node)
         return path
 
     def register(self, call: Call, reads: set[str], writes: set[str]) -> set[Call]:
         """Record ``call`` and return the earlier unfinished calls it conflicts with."""
+        if writes:
+            reads = reads - writes
+        entries: list[_Entry] = [(self._path(w), True) for w in sorted(writes)]
+        entries += [(self._path(r), False) for r in sorted(reads)]
         waits: set[Call] = set()
-        reads = reads - writes
-        for label, writing in [(w, True) for w in sorted(writes)] + [(r, False) for r in sorted(reads)]:
-            path = self._path(label)
+        for path, writing in entries:
             node = path[-1]
             for anc in path:
                 if anc.writer is not None:
                     waits.add(anc.writer)
-                if writing:
+                if writing and anc.readers:
                     waits.update(anc.readers)
-            waits.update(node.below_writers)
-            if writing:
+            if node.below_writers:
+                waits.update(node.below_writers)
+            if writing and node.below_readers:
                 waits.update(node.below_readers)
         waits.discard(call)
-        for label, writing in [(w, True) for w in writes] + [(r, False) for r in reads]:
-            path = self._path(label)
+        for path, writing in entries:
             node = path[-1]
+            ancestors = path[:-1]
             if writing:
-                covered = set(node.below_writers) | node.below_readers | node.readers
+                covered = {*(node.below_writers or ()), *(node.below_readers or ()), *(node.readers or ())}
                 if node.writer is not None:
                     covered.add(node.writer)
-                for anc in path[:-1]:
-                    anc.below_writers.difference_update(covered)
-                    anc.below_readers.difference_update(covered)
+                for anc in ancestors:
+                    if covered:
+                        if anc.below_writers:
+                            anc.below_writers.difference_update(covered)
+                        if anc.below_readers:
+                            anc.below_readers.difference_update(covered)
+                    if anc.below_writers is None:
+                        anc.below_writers = set()
                     anc.below_writers.add(call)
                 node.writer = call
-                node.readers = set()
-                node.below_writers = set()
-                node.below_readers = set()
+                node.readers = node.below_writers = node.below_readers = None
             else:
+                if node.readers is None:
+                    node.readers = set()
                 node.readers.add(call)
-                for anc in path[:-1]:
+                for anc in ancestors:
+                    if anc.below_readers is None:
+                        anc.below_readers = set()
                     anc.below_readers.add(call)
-            self._where.setdefault(call, []).append((path, writing))
+        if entries:
+            self._where[call] = entries
         return waits
 
     def finish(self, call: Call) -> None:
-        for path, _writing in self._where.pop(call, []):
+        for path, _writing in self._where.pop(call, ()):
             node = path[-1]
             if node.writer is call:
                 node.writer = None
-            node.readers.discard(call)
+            if node.readers:
+                node.readers.discard(call)
             for anc in path[:-1]:
-                anc.below_writers.discard(call)
-                anc.below_readers.discard(call)
+                if anc.below_writers:
+                    anc.below_writers.discard(call)
+                if anc.below_readers:
+                    anc.below_readers.discard(call)
             # drop the nodes nothing is registered at or below any more, so the index holds
             # the labels of unfinished calls only, not every label the session ever touched
             for i in range(len(path) - 1, 0, -1):
@@ -176,11 +201,25 @@ class HazardIndex:
                 if n.children or n.writer is not None or n.readers or n.below_writers or n.below_readers:
                     break
                 parent = path[i - 1]
-                if parent.children.get(n.key) is n:
+                if parent.children is not None and parent.children.get(n.key) is n:
                     del parent.children[n.key]
 
     def __len__(self) -> int:
         return len(self._where)
+
+
+class _Started:
+    """The executor's ``on_start`` callback for one call (a slotted object, not a closure)."""
+
+    __slots__ = ("call", "t0")
+
+    def __init__(self, call: Call, t0: float) -> None:
+        self.call = call
+        self.t0 = t0
+
+    def __call__(self, at: float) -> None:
+        self.call.started_at = at - self.t0
+        self.call.ran = True
 
 
 MAX_ARGUMENT_CHARS = 1_000_000
@@ -199,9 +238,15 @@ def _parse(raw: str) -> dict[str, Any] | str:
         return f"arguments are not valid JSON ({exc})"
     if not isinstance(arguments, dict):
         return "arguments must be a JSON object"
-    if nesting_exceeds(arguments):
+    # each level of nesting opens a bracket in the text: fewer brackets than the limit cannot exceed it
+    if raw.count("{") + raw.count("[") > MAX_NESTING and nesting_exceeds(arguments):
         return f"arguments nest too deeply (at most {MAX_NESTING} levels)"
     return arguments
+
+
+def _may_refer(raw: str) -> bool:
+    """Whether arguments text can hold a reference at all (a JSON escape could spell one)."""
+    return FUTURE_PREFIX in raw or "\\u" in raw
 
 
 class Scheduler:
@@ -226,7 +271,7 @@ class Scheduler:
         self.hazards = HazardIndex()
         self._tasks: dict[Call, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[Call, str] = {}
-        self._limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._limit = Limit(max_concurrency) if max_concurrency else None
         self._on_resolved = on_resolved
 
     def lookup(self, seq: int) -> Future | None:
@@ -253,10 +298,12 @@ class Scheduler:
             return self._fail(call, ErrorKind.INVALID_ARGUMENTS, problem)
         arguments = problem
         call.arguments = arguments
-        deps: list[Call] = []
-        waits: set[Call] = set()
+        deps: Sequence[Call] = ()  # empty tuples, not fresh containers: thousands of calls wait at once
+        waits: Collection[Call] = ()
         kwargs: dict[str, Any] | None = None
-        refs = sorted(find_references(arguments)) if self.mode == "async" else []
+        refs = (
+            sorted(find_references(arguments)) if self.mode == "async" and _may_refer(raw_arguments) else []
+        )
         if refs:
             unknown = [r for r in refs if not 0 < r < call.seq]
             if unknown:
@@ -281,13 +328,14 @@ class Scheduler:
                 if kwargs is not None
                 else tool.labels(arguments, holds_reference)
             )
-            waits = self.hazards.register(call, reads, writes)
-            call.waited_for = sorted(c.seq for c in waits)
-        task = asyncio.create_task(
+            conflicts = self.hazards.register(call, reads, writes)
+            if conflicts:
+                waits = conflicts
+                call.waited_for = sorted(c.seq for c in conflicts)
+        # the task removes itself from _tasks when it ends (no done callback: one object less per call)
+        self._tasks[call] = asyncio.create_task(
             self._run(call, tool, arguments, deps, waits, kwargs), name=f"asyncfc:{call.id}:{name}"
         )
-        self._tasks[call] = task
-        task.add_done_callback(lambda _: self._tasks.pop(call, None))
         return call
 
     def repeat(self, original: Call, tool_call_id: str, *, user_turn: int = 0, step: int = 0) -> Call:
@@ -297,9 +345,9 @@ class Scheduler:
         call.arguments = original.arguments
         call.repeat_of = original.seq
         self.calls.append(call)
-        task = asyncio.create_task(self._mirror(call, original), name=f"asyncfc:{call.id}:repeat")
-        self._tasks[call] = task
-        task.add_done_callback(lambda _: self._tasks.pop(call, None))
+        self._tasks[call] = asyncio.create_task(
+            self._mirror(call, original), name=f"asyncfc:{call.id}:repeat"
+        )
         return call
 
     async def _mirror(self, call: Call, original: Call) -> None:
@@ -309,6 +357,8 @@ class Scheduler:
             reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
             self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
             raise
+        finally:
+            self._tasks.pop(call, None)
         call.resolved_arguments = original.resolved_arguments
         self._resolve(call, value=original.value, error=original.error)
 
@@ -323,12 +373,14 @@ class Scheduler:
         call: Call,
         tool: Tool,
         arguments: dict[str, Any],
-        deps: list[Call],
-        waits: set[Call],
+        deps: Sequence[Call],
+        waits: Collection[Call],
         kwargs: dict[str, Any] | None,
     ) -> None:
         try:
-            for other in [*deps, *waits]:
+            for other in deps:
+                await other.future.wait()
+            for other in waits:
                 await other.future.wait()
             failed = [d for d in deps if d.error is not None]
             if failed:
@@ -357,12 +409,13 @@ class Scheduler:
                 )
                 return
             call.dispatched_at = self.trace.now()
+            started = _Started(call, self.trace.t0)
             if self._limit is not None:
                 async with self._limit:
-                    value = await self._execute(call, tool, kwargs)
+                    value = await self.executor.run(tool, kwargs, started)
             else:
-                value = await self._execute(call, tool, kwargs)
-            self._resolve(call, value=value)
+                value = await self.executor.run(tool, kwargs, started)
+            self._resolve(call, value=jsonable(value))
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
             self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
@@ -380,13 +433,7 @@ class Scheduler:
             )
         finally:
             self.hazards.finish(call)
-
-    async def _execute(self, call: Call, tool: Tool, kwargs: dict[str, Any]) -> Any:
-        def started(at: float) -> None:
-            call.started_at = at - self.trace.t0
-            call.ran = True
-
-        return jsonable(await self.executor.run(tool, kwargs, started))
+            self._tasks.pop(call, None)
 
     def _resolve(self, call: Call, *, value: Any = None, error: CallError | None = None) -> None:
         if call.future.done:
@@ -424,6 +471,8 @@ class Scheduler:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for c in [c for c, t in self._tasks.items() if t.done()]:
+            del self._tasks[c]  # cancelled before they started, so they could not remove themselves
         for c in self.calls:
             if not c.done:  # never started: resolve it anyway so nothing is left hanging
                 self._resolve(c, error=CallError(ErrorKind.CANCELLED, "cancelled: the session was closed"))

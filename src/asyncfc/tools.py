@@ -35,6 +35,10 @@ def labels_conflict(a: str, b: str) -> bool:
     return long.startswith(short) and long[len(short)] == "/"
 
 
+_Template = tuple[tuple[str, str | None], ...]
+"""A parsed label template: (literal text, argument name or None) pairs."""
+
+
 class ArgumentsError(ValueError):
     """Arguments did not match the tool's schema (the message is shown to the model)."""
 
@@ -57,8 +61,9 @@ class Tool:
     """What one call needs from a cluster executor, e.g. ``{"num_cpus": 1}``."""
     args_model: type[BaseModel] | None = field(default=None, repr=False)
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
+        """Computed once per tool: the executor asks on every call."""
         return inspect.iscoroutinefunction(self.fn)
 
     @property
@@ -73,13 +78,17 @@ class Tool:
         """Check concrete arguments against the schema; return the keyword arguments to call with."""
         if self.args_model is not None:
             try:
-                parsed = self.args_model.model_validate(dict(arguments))
+                parsed = self.args_model.model_validate(
+                    arguments if type(arguments) is dict else dict(arguments)
+                )
             except ValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}" for e in exc.errors()
                 )
                 raise ArgumentsError(problems) from None
-            return dict(parsed)
+            return dict(
+                iter(parsed)
+            )  # dict(parsed) would first look up parsed.keys, which raises inside pydantic
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(dict(arguments)))
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path)
@@ -125,19 +134,36 @@ class Tool:
         ``int``). A field that is still an unresolved future, or cannot be coerced, is cut
         off, so the label widens to its prefix: coarser, never wrong.
         """
-
-        def value_of(name: str) -> Any:
-            value = arguments.get(name)
-            if value is None or validated:
-                return value
-            if unresolved(value):
-                return None
-            return self._coerce(name, value)
-
+        reads, writes = self._templates
         return (
-            {_render(t, value_of) for t in self.reads},
-            {_render(t, value_of) for t in self.writes},
+            {self._render(t, arguments, unresolved, validated) for t in reads},
+            {self._render(t, arguments, unresolved, validated) for t in writes},
         )
+
+    @functools.cached_property
+    def _templates(self) -> tuple[tuple[_Template, ...], tuple[_Template, ...]]:
+        """The read and write templates, parsed once per tool instead of on every call."""
+        return tuple(map(_parse_template, self.reads)), tuple(map(_parse_template, self.writes))
+
+    def _render(
+        self,
+        template: _Template,
+        arguments: Mapping[str, Any],
+        unresolved: Callable[[Any], bool],
+        validated: bool,
+    ) -> str:
+        out: list[str] = []
+        for literal, name in template:
+            out.append(literal)
+            if name is None:
+                continue
+            value = arguments.get(name)
+            if value is not None and not validated:
+                value = None if unresolved(value) else self._coerce(name, value)
+            if value is None:
+                return "".join(out).rstrip("/")
+            out.append(label_text(value))
+        return "".join(out)
 
     def _coerce(self, name: str, value: Any) -> Any:
         """``value`` as validation would pass it to the tool, or None when that cannot be told."""
@@ -157,17 +183,8 @@ class Tool:
         return {n: TypeAdapter(f.annotation or Any) for n, f in self.args_model.model_fields.items()}
 
 
-def _render(template: str, value_of: Callable[[str], Any]) -> str:
-    out: list[str] = []
-    for literal, name, _spec, _conv in string.Formatter().parse(template):
-        out.append(literal)
-        if name is None:
-            continue
-        value = value_of(name)
-        if value is None:
-            return "".join(out).rstrip("/")
-        out.append(label_text(value))
-    return "".join(out)
+def _parse_template(template: str) -> _Template:
+    return tuple((literal, name) for literal, name, _spec, _conv in string.Formatter().parse(template))
 
 
 def label_text(value: Any) -> str:

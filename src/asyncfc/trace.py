@@ -9,6 +9,7 @@ prompt and cached tokens are kept, so a run shows what it cost the model
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from collections.abc import Sequence
@@ -59,6 +60,8 @@ class Trace:
         self._spans: list[Span] = []
         self._calls: list[Sequence[CallTimes]] = []
         self._usage: list[tuple[float, Usage]] = []
+        self._usage_in_order = True
+        """Steps recorded in start order (the agent's always are): ``usages`` can bisect."""
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -96,6 +99,8 @@ class Trace:
             timing=u.timing,
             **args,
         )
+        if self._usage and start < self._usage[-1][0]:
+            self._usage_in_order = False
         self._usage.append((start, u))
         if u.timing:
             first = start + (response.ttft_s if response.ttft_s is not None else u.prefill_s)
@@ -126,6 +131,9 @@ class Trace:
 
     def usages(self, since: float = 0.0) -> list[Usage]:
         """The usage of each model step recorded with :meth:`model_step` that started at ``since`` or later."""
+        if self._usage_in_order:  # the last turn's steps, without a scan of the whole session
+            first = bisect.bisect_left(self._usage, since, key=lambda e: e[0])
+            return [u for _, u in self._usage[first:]]
         return [u for t, u in self._usage if t >= since]
 
     def model_cost(self, since: float = 0.0) -> Usage:

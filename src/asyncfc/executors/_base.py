@@ -18,20 +18,23 @@ daemon threads it does not keep the interpreter from exiting.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import queue
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..errors import AsyncFCError
 from ..tools import Tool
 
 ExecutorKind = Literal["threads", "processes", "ray"]
+_T = TypeVar("_T")
 
 
 class ToolTimeout(Exception):
@@ -113,6 +116,99 @@ class _Generation:
         self.idle = threading.Semaphore(0)
         self.threads: set[threading.Thread] = set()
         self.busy: set[threading.Thread] = set()
+
+
+class Limit:
+    """A FIFO semaphore whose acquire and release are O(1).
+
+    ``asyncio.Semaphore`` (3.11) scans its waiters on every acquire and removes a woken
+    waiter from the middle of its deque: with thousands of calls queued on one limit, that
+    made each call cost O(calls queued). A release hands the slot straight to the oldest
+    live waiter, so the count only grows when nobody waits.
+    """
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self, value: int) -> None:
+        self._value = value
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self._value > 0:  # never positive while a live waiter is queued
+            self._value -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed the slot, then cancelled before it resumed: pass it on
+            raise  # a cancelled waiter stays queued; release skips it
+
+    def release(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._value += 1
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+class _Deadlines:
+    """The deadlines of calls with one timeout length, in start order, behind one timer.
+
+    A timer per call would put thousands of handles on the loop's heap (each push and pop
+    compares in Python) only to cancel nearly all of them. Deadlines of one length arrive in
+    increasing order, so a deque and a single armed timer do: finished calls at the front
+    are dropped as new ones come, and the timer wakes whoever is still waiting at its deadline.
+    """
+
+    __slots__ = ("_loop", "_queue", "_timeout", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._queue: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, waiter: asyncio.Future[None]) -> None:
+        self.forget_done()
+        self._queue.append((self._loop.time() + self._timeout, waiter))
+        if self._timer is None:
+            self._arm()
+
+    def forget_done(self) -> None:
+        """Drop finished calls from the front (calls mostly finish in start order)."""
+        queue = self._queue
+        while queue and queue[0][1].done():
+            queue.popleft()
+
+    def _arm(self) -> None:
+        when = self._queue[0][0]
+        self._timer = self._loop.call_at(when, self._expire, when)
+
+    def _expire(self, when: float) -> None:
+        self._timer = None
+        queue = self._queue
+        now = max(when, self._loop.time())
+        while queue and (queue[0][0] <= now or queue[0][1].done()):
+            _wake(queue.popleft()[1])
+        if queue:
+            self._arm()
+
+
+def _wake(waiter: asyncio.Future[None], _: object = None) -> None:
+    """Release a waiter (a done callback, or a timer): whichever comes first wins."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _deliver(fut: asyncio.Future[Any], value: Any) -> None:
@@ -229,9 +325,10 @@ class Executor:
         self.tool_limits = dict(tool_limits or {})
         self._pool = _DaemonThreadPool(max_threads, "asyncfc-tool")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._global: asyncio.Semaphore | None = None
-        self._per_tool: dict[str, asyncio.Semaphore] = {}
+        self._global: Limit | None = None
+        self._per_tool: dict[str, Limit] = {}
         self._stragglers: set[asyncio.Task[Any]] = set()
+        self._deadlines: dict[float, _Deadlines] = {}
         self.running = 0
         self.peak_running = 0
         self.peak_per_tool: dict[str, int] = {}
@@ -247,16 +344,43 @@ class Executor:
     async def run(self, tool: Tool, kwargs: Mapping[str, Any], on_start: Callable[[float], None]) -> Any:
         """Run one call to completion; raise :class:`ToolTimeout`, :class:`ToolFailed` or :class:`WorkerLost`."""
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
-        async with self._slot(tool.name):
-            if tool.is_async and not self._runs_async_remotely(tool):
-                on_start(time.perf_counter())
-                task = asyncio.get_running_loop().create_task(_guarded_async(tool.fn, dict(kwargs)))
-                value = await self._wait(task, timeout, lambda: self._give_up(task))
-            else:
-                value = await self._run_sync(tool, kwargs, timeout, on_start)
-            if isinstance(value, _Raised):
-                raise ToolFailed(value.error)
-            return value
+        name = tool.name
+        if self._loop is not asyncio.get_running_loop():
+            self._bind()
+        # the limits, taken and released in this order, without a context manager per call
+        shared = self._global
+        own = self._per_tool.get(name) if self._per_tool else None
+        if shared is not None:
+            await shared.acquire()
+        try:
+            if own is not None:
+                await own.acquire()
+            try:
+                self.running += 1
+                if self.running > self.peak_running:
+                    self.peak_running = self.running
+                n = self._per_tool_running[name] = self._per_tool_running.get(name, 0) + 1
+                if n > self.peak_per_tool.get(name, 0):
+                    self.peak_per_tool[name] = n
+                try:
+                    if tool.is_async and not self._runs_async_remotely(tool):
+                        on_start(time.perf_counter())
+                        task = asyncio.get_running_loop().create_task(_guarded_async(tool.fn, dict(kwargs)))
+                        value = await self._wait(task, timeout, self._give_up, task)
+                    else:
+                        value = await self._run_sync(tool, kwargs, timeout, on_start)
+                finally:
+                    self.running -= 1
+                    self._per_tool_running[name] -= 1
+            finally:
+                if own is not None:
+                    own.release()
+        finally:
+            if shared is not None:
+                shared.release()
+        if isinstance(value, _Raised):
+            raise ToolFailed(value.error)
+        return value
 
     def _runs_async_remotely(self, tool: Tool) -> bool:
         """Whether an async tool goes to :meth:`_run_sync`'s workers instead of the loop."""
@@ -268,7 +392,7 @@ class Executor:
         """Run a sync tool in a worker thread; on timeout or cancel its result is discarded."""
         on_start(time.perf_counter())
         job = self._pool.submit(tool.fn, kwargs)
-        return await self._wait(job.future, timeout, lambda: self._pool.abandon(job))
+        return await self._wait(job.future, timeout, self._pool.abandon, job)
 
     async def close(self) -> None:
         """Release the workers. Waits for async tools that ignored their cancellation;
@@ -308,30 +432,14 @@ class Executor:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop = loop
-            self._global = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
-            self._per_tool = {name: asyncio.Semaphore(n) for name, n in self.tool_limits.items()}
+            self._global = Limit(self.max_concurrency) if self.max_concurrency else None
+            self._per_tool = {name: Limit(n) for name, n in self.tool_limits.items()}
             self._stragglers = {t for t in self._stragglers if not t.done()}
+            self._deadlines = {}
             self._on_new_loop()
 
     def _on_new_loop(self) -> None:
         """Subclasses reset their loop-bound state here."""
-
-    @contextlib.asynccontextmanager
-    async def _slot(self, name: str) -> AsyncIterator[None]:
-        self._bind()
-        sems = [s for s in (self._global, self._per_tool.get(name)) if s is not None]
-        async with contextlib.AsyncExitStack() as stack:
-            for s in sems:
-                await stack.enter_async_context(s)
-            self.running += 1
-            self.peak_running = max(self.peak_running, self.running)
-            n = self._per_tool_running[name] = self._per_tool_running.get(name, 0) + 1
-            self.peak_per_tool[name] = max(self.peak_per_tool.get(name, 0), n)
-            try:
-                yield
-            finally:
-                self.running -= 1
-                self._per_tool_running[name] -= 1
 
     def _give_up(self, task: asyncio.Task[Any]) -> None:
         """Cancel an async tool's task without waiting for it; keep it until it ends."""
@@ -344,36 +452,41 @@ class Executor:
         if not task.cancelled():
             task.exception()  # retrieved: a late failure is not "never retrieved"
 
-    @staticmethod
-    async def _wait(fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[], None]) -> Any:
+    async def _wait(
+        self, fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[_T], None], subject: _T
+    ) -> Any:
         """``fut``'s result, or :class:`ToolTimeout` at the deadline, without waiting for
-        ``fut`` to acknowledge a cancellation (``give_up`` is called instead)."""
+        ``fut`` to acknowledge a cancellation (``give_up(subject)`` is called instead)."""
         if not fut.done():
             waiter = asyncio.get_running_loop().create_future()
-
-            def wake(_: object = None) -> None:
-                if not waiter.done():
-                    waiter.set_result(None)
-
+            wake = functools.partial(_wake, waiter)
             fut.add_done_callback(wake)
-            timer = asyncio.get_running_loop().call_later(timeout, wake) if timeout is not None else None
+            deadlines = self._deadlines_of(timeout) if timeout is not None else None
+            if deadlines is not None:
+                deadlines.add(waiter)
             try:
                 await waiter
             except asyncio.CancelledError:
                 fut.remove_done_callback(wake)
-                give_up()
+                give_up(subject)
                 raise
             finally:
-                if timer is not None:
-                    timer.cancel()
+                if deadlines is not None:
+                    deadlines.forget_done()
             if not fut.done():
                 fut.remove_done_callback(wake)
-                give_up()
+                give_up(subject)
                 assert timeout is not None
                 raise ToolTimeout(timeout)
         if fut.cancelled():  # the tool cancelled itself; we did not
             raise ToolFailed(asyncio.CancelledError("the tool raised CancelledError"))
         return fut.result()
+
+    def _deadlines_of(self, timeout: float) -> _Deadlines:
+        deadlines = self._deadlines.get(timeout)
+        if deadlines is None:
+            deadlines = self._deadlines[timeout] = _Deadlines(asyncio.get_running_loop(), timeout)
+        return deadlines
 
     @staticmethod
     async def _bounded(awaitable: Awaitable[Any], timeout: float | None) -> Any:

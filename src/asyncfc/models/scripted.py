@@ -99,21 +99,22 @@ def render_turn(turn: Turn, transcript: Sequence[Message], first_id: int = 0) ->
     if isinstance(spec, str):
         return spec, []
     seen = call_results(transcript)
-
-    def fill(v: Any) -> Any:
-        if isinstance(v, Ref):
-            return shown(v, seen)
-        if isinstance(v, Mapping):
-            return {k: fill(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fill(x) for x in v]
-        return v
-
     calls = [
-        ToolCall(id=f"call_{first_id + i}", name=c.name, arguments=json.dumps(fill(dict(c.arguments))))
+        ToolCall(id=f"call_{first_id + i}", name=c.name, arguments=json.dumps(_fill(dict(c.arguments), seen)))
         for i, c in enumerate(spec)
     ]
     return "", calls
+
+
+def _fill(v: Any, seen: Sequence[Any]) -> Any:
+    """``v`` with every :class:`Ref` resolved (a module function: a recursive closure is a cycle)."""
+    if isinstance(v, Ref):
+        return shown(v, seen)
+    if isinstance(v, Mapping):
+        return {k: _fill(x, seen) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_fill(x, seen) for x in v]
+    return v
 
 
 class ScriptedModel:
