@@ -28,9 +28,10 @@ INSTRUCTIONS = (
 )
 
 _TASK = (
-    "Look up the prices of coffee and tea, and save a note with both prices. "
+    "Save a note with today's prices of coffee and tea. "
     "If tea costs less than 2 dollars, also save a note that says 'buy tea'."
 )
+"""It does not say "look up": users rarely do, and the model must still get each value first."""
 
 
 def _example(is_async: bool) -> list[Message]:
