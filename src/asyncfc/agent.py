@@ -378,8 +378,6 @@ class Session:
         if profile.example is not None:  # a fixed prefix: the provider's cache keeps it
             messages.extend(profile.example(agent.mode == "async"))
         messages.extend(history[1:] if skip else history)  # list copies run at memcpy speed; no shifts
-        if self._answer_now and profile.answer_prompt:
-            messages.append(Message("system", profile.answer_prompt))
         return ModelRequest(
             messages=messages,
             tools=[] if self._answer_now else agent.tool_specs(),

@@ -22,16 +22,14 @@ from .server import ensure_server
 from .weights import DEFAULT_SIZE
 
 INSTRUCTIONS = (
-    "Call one tool per message. Never guess a value a tool can give you: call the tool first. "
-    "The example task before the user's request shows how to work: "
+    "Call one tool per message. The example task before the user's request shows how to work: "
     "its tools (lookup_price, save_note) may not be available now; use only the tools you are given."
 )
 
 _TASK = (
-    "Save a note with today's prices of coffee and tea. "
+    "Look up the prices of coffee and tea, and save a note with both prices. "
     "If tea costs less than 2 dollars, also save a note that says 'buy tea'."
 )
-"""It does not say "look up": users rarely do, and the model must still get each value first."""
 
 
 def _example(is_async: bool) -> list[Message]:
@@ -79,8 +77,7 @@ def _example(is_async: bool) -> list[Message]:
     messages.append(
         Message(
             "assistant",
-            "Coffee costs 4.5 dollars and tea costs 1.5 dollars. Both prices are in a note, "
-            "and since tea costs less than 2 dollars, there is a note to buy tea too.",
+            "I saved a note with both prices, and since tea costs 1.5 dollars, a note to buy tea.",
         )
     )
     return messages
@@ -92,23 +89,14 @@ EMBEDDED_PROFILE = ModelProfile(
     instructions=INSTRUCTIONS,
     example=lambda is_async: _FORMS[is_async],
     answer_repeats=True,
-    answer_prompt="Every result you need is above. Now reply to the user in plain sentences, "
-    "with the values the tools gave; do not write a tool call.",
 )
 """The profile of the embedded models (the same in every mode, so comparisons stay fair)."""
 
 
 class LocalModel(OpenAIChatModel):
-    """The embedded model: an OpenAI-compatible client of the local llama-server, with its profile.
-
-    The small models sometimes write a call as JSON text instead of a tool call; the
-    embedded model turns such text back into the call (``parse_text_calls``).
-    """
+    """The embedded model: an OpenAI-compatible client of the local llama-server, with its profile."""
 
     profile = EMBEDDED_PROFILE
-
-    def __init__(self, model: str, *, parse_text_calls: bool = True, **options: Any) -> None:
-        super().__init__(model, parse_text_calls=parse_text_calls, **options)
 
 
 def model(

@@ -195,9 +195,6 @@ class ModelProfile:
     example: Callable[[bool], Sequence[Message]] | None = None
     """A finished example task as messages, in its sync (False) or async (True) form."""
     answer_repeats: bool = False
-    answer_prompt: str = ""
-    """Added as a last system message to that step without tools (not kept in the history):
-    a model that would write one more call as text answers instead."""
 
 
 @runtime_checkable
