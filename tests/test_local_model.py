@@ -12,6 +12,7 @@ import json
 import os
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -248,7 +249,16 @@ WEATHER_TOOL = {
 def test_real_server_returns_tool_calls() -> None:
     import openai
 
+    was_running = local.running("1.5b")
     srv = local.ensure_server("1.5b")
+    try:
+        _tool_calls_from(srv, openai)
+    finally:
+        if was_running is None:  # leave nothing running that the test started
+            local.stop("1.5b")
+
+
+def _tool_calls_from(srv: local.LocalServer, openai: Any) -> None:
     with openai.OpenAI(base_url=srv.base_url, api_key="local") as client:
         kwargs = {
             "model": srv.model,
