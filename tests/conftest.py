@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
+from asyncfc import local
 from asyncfc.models.base import (
     Message,
     ModelEvent,
@@ -137,3 +139,15 @@ def deliveries_in_transcript(messages: Sequence[Message], fid: str) -> int:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+@contextlib.contextmanager
+def local_server(size: str = "1.5b") -> Iterator[local.LocalServer]:
+    """The embedded model's server, found or started; one started here is stopped at the end,
+    so an llm test leaves nothing running that it started."""
+    was_running = local.running(size)
+    try:
+        yield local.ensure_server(size)
+    finally:
+        if was_running is None:
+            local.stop(size)

@@ -25,6 +25,7 @@ from asyncfc.agent import RunResult
 from asyncfc.demo import SYSTEM_PROMPT, TASK, Errands
 from asyncfc.models import Message, ModelRequest, ModelResponse, ResponseDone, ToolCallReady
 from asyncfc.scheduler import Mode
+from conftest import local_server
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(1800)]
 
@@ -33,10 +34,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[local.LocalServer]:
-    was_running = local.running("1.5b")
-    yield local.ensure_server("1.5b")
-    if was_running is None:  # leave nothing running that the tests started
-        local.stop("1.5b")
+    with local_server("1.5b") as srv:
+        yield srv
 
 
 def _describe(result: RunResult) -> str:

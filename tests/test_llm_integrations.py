@@ -31,6 +31,7 @@ from asyncfc.integrations._hosted import HostedRun, HostedRuntime
 from asyncfc.local.profile import EMBEDDED_PROFILE, example_messages
 from asyncfc.models.base import Message
 from asyncfc.scheduler import Call
+from conftest import local_server
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(900)]
 
@@ -182,10 +183,8 @@ def run_hosted(go: Go) -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[local.LocalServer]:
-    was_running = local.running("1.5b")
-    yield local.ensure_server("1.5b")
-    if was_running is None:  # leave nothing running that the tests started
-        local.stop("1.5b")
+    with local_server("1.5b") as srv:
+        yield srv
 
 
 # -- the toolsets ---------------------------------------------------------------------------

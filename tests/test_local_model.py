@@ -21,6 +21,7 @@ from asyncfc.local import _gguf, server, weights
 from asyncfc.local._util import silent
 from asyncfc.local.server import TemplatePatchError, chat_template, patch_template
 from asyncfc.local.weights import ModelSpec, WeightsError, assemble, is_verified
+from conftest import local_server
 
 # The two places of the Qwen2.5 tool template that mention <tool_call>, as stored in the GGUF
 # (backslash-n and backslash-quote are literal in the Jinja source).
@@ -249,13 +250,8 @@ WEATHER_TOOL = {
 def test_real_server_returns_tool_calls() -> None:
     import openai
 
-    was_running = local.running("1.5b")
-    srv = local.ensure_server("1.5b")
-    try:
+    with local_server("1.5b") as srv:
         _tool_calls_from(srv, openai)
-    finally:
-        if was_running is None:  # leave nothing running that the test started
-            local.stop("1.5b")
 
 
 def _tool_calls_from(srv: local.LocalServer, openai: Any) -> None:

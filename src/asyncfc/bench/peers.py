@@ -36,6 +36,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -435,6 +436,19 @@ class _Proxy:
         """``await_future`` arguments over every call of the run (a host settles so before closing)."""
         return {"ids": [f"fut_{i + 1}" for i in range(workload.calls)]}
 
+    def cleanup(self, stack: AsyncExitStack, client: Any, state: State) -> Cleanup:
+        """What ends a framework's run through the proxy: its MCP client (``stack``), its
+        model client, then the proxy's folder, whose saved state goes into ``state``."""
+
+        async def cleanup() -> None:
+            try:
+                await stack.aclose()
+                await client.close()
+            finally:
+                self.close(state)
+
+        return cleanup
+
     def close(self, state: State) -> None:
         import shutil
 
@@ -451,8 +465,6 @@ async def _prepare_openai_agents_mcp(
     so the run ends with one ``await_future`` call over every id, as a host would before
     closing; the upstream writes its state to a file after each call.
     """
-    from contextlib import AsyncExitStack
-
     from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
     from agents.mcp import MCPServerStdio
 
@@ -472,14 +484,7 @@ async def _prepare_openai_agents_mcp(
         await mcp.call_tool("await_future", _Proxy.every_future(workload))
         return Outcome(str(result.final_output))
 
-    async def cleanup() -> None:
-        try:
-            await stack.aclose()
-            await client.close()
-        finally:
-            proxy.close(state)
-
-    return go, cleanup
+    return go, proxy.cleanup(stack, client, state)
 
 
 async def _prepare_pydantic_ai_mcp(
@@ -490,8 +495,6 @@ async def _prepare_pydantic_ai_mcp(
     As for the Agents SDK: both processes start here (untimed), the toolset stays connected
     (one MCP session, so one set of futures) across the run and the final ``await_future``.
     """
-    from contextlib import AsyncExitStack
-
     from fastmcp.client.transports import StdioTransport
     from pydantic_ai import Agent
     from pydantic_ai.mcp import MCPToolset
@@ -514,14 +517,7 @@ async def _prepare_pydantic_ai_mcp(
         await toolset.direct_call_tool("await_future", _Proxy.every_future(workload))
         return Outcome(str(result.output))
 
-    async def cleanup() -> None:
-        try:
-            await stack.aclose()
-            await client.close()
-        finally:
-            proxy.close(state)
-
-    return go, cleanup
+    return go, proxy.cleanup(stack, client, state)
 
 
 def _write(path: str, text: str) -> None:
