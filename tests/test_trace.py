@@ -86,3 +86,20 @@ def test_timeline_plot(tmp_path: Path) -> None:
     result = traced_run()
     out = plot_timeline({"async": result.trace}, tmp_path / "timeline.png", title="t")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_server_timed_step_splits_into_prefill_then_decode_ending_with_the_step() -> None:
+    """A streamed tool call's first chunk comes tokens after the first token, so the time to
+    first chunk does not mark where decode began: the server's own decode time does."""
+    from asyncfc.models.base import ModelResponse, Usage
+
+    trace = Trace()
+    usage = Usage(input_tokens=100, prefill_s=0.5, decode_s=2.0, timing="server")
+    trace.model_step(1, 10.0, 13.0, ModelResponse(usage=usage, ttft_s=1.5))
+    spans = {s.cat: s for s in trace.spans}
+    assert (spans["decode"].start, spans["decode"].end) == (11.0, 13.0)
+    assert (spans["prefill"].start, spans["prefill"].end) == (10.5, 11.0)
+    estimated = Trace()
+    guess = Usage(prefill_s=1.5, decode_s=1.5, timing="estimated")
+    estimated.model_step(1, 10.0, 13.0, ModelResponse(usage=guess, ttft_s=1.5))
+    assert {s.cat: (s.start, s.end) for s in estimated.spans}["decode"] == (11.5, 13.0)

@@ -79,7 +79,8 @@ class Trace:
         The step span (category ``model``) carries the token counts; when the usage says
         how long prefill and decode took (server timings, or estimated from the time to
         first token), a ``prefill`` and a ``decode`` span are nested inside it: prefill
-        ends at the first token, decode follows it. Returns the step span.
+        ends at the first token, decode follows it (with server timings, decode ends with the
+        step). Returns the step span.
         """
         u = response.usage
         name = f"step {step}" if isinstance(step, int) else step
@@ -103,7 +104,10 @@ class Trace:
             self._usage_in_order = False
         self._usage.append((start, u))
         if u.timing:
-            first = start + (response.ttft_s if response.ttft_s is not None else u.prefill_s)
+            if u.timing == "server":  # decode ran until the response ended; a streamed tool call's
+                first = end - u.decode_s  # first chunk comes tokens after the first token
+            else:
+                first = start + (response.ttft_s if response.ttft_s is not None else u.prefill_s)
             first = min(max(first, start), end)
             self.span(
                 "prefill",
