@@ -70,8 +70,9 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         "bfcl",
         help="BFCL multi-turn tasks in every mode, judged by the official checker",
         description="BFCL multi-turn entries in sync, parallel and async mode with injected tool latency. "
-        "The default model replays the ground truth with simulated decode time; --model NAME with "
-        "--base-url runs a real OpenAI-compatible model.",
+        "The default model replays the ground truth with simulated decode time; --model local runs the "
+        "embedded model, --model NAME with --base-url a real OpenAI-compatible model (a real model gets "
+        "a worked example from another entry and a warm prompt cache in every mode).",
     )
     p.add_argument("--category", choices=[*CATEGORY_NAMES, "all"], default="base", help="default base")
     pick = p.add_mutually_exclusive_group()
@@ -91,7 +92,11 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         help="multiplies delays and decode times (0.01 = 100x faster)",
     )
     p.add_argument("--modes", type=parse_modes, default=["sync", "parallel", "async"], help="comma-separated")
-    p.add_argument("--model", default="replay", help="replay (default) or a model name at --base-url")
+    p.add_argument(
+        "--model",
+        default="replay",
+        help="replay (default), local (the embedded model, started if needed) or a model name at --base-url",
+    )
     p.add_argument("--base-url", help="OpenAI-compatible endpoint for a real model")
     p.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY or none)")
     p.add_argument(
@@ -120,6 +125,12 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-steps", type=int, default=20, help="model steps per user turn (default 20, as BFCL)"
+    )
+    p.add_argument(
+        "--no-example",
+        dest="example",
+        action="store_false",
+        help="real model: no worked example from another entry (default: one, in each mode's form)",
     )
     p.add_argument("--out", type=Path, help="output folder (default results/bfcl/<timestamp>)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
@@ -198,6 +209,7 @@ def cmd_bench_bfcl(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         api_key=args.api_key,
         agent_options=agent_options,
+        example=args.example,
     )
     delays = list(args.sweep) if args.sweep else [args.delay]
     main_delay = args.delay if args.delay in delays else delays[-1]

@@ -39,7 +39,8 @@ from ...trace import Trace
 from .annotations import ANNOTATIONS, Access
 from .backends import instances_for, make_tools
 from .calls import to_call_string
-from .data import Entry
+from .data import Entry, load_category
+from .example import example_entry, with_example, worked_example
 from .replay import (
     AWAIT_TOOL,
     FC,
@@ -99,10 +100,13 @@ class Config:
     max_steps: int = 20
     repeat: int = 1
     model: str = "replay"
+    """``replay``, ``local`` (the embedded model, started if needed) or a model name at ``base_url``."""
     base_url: str | None = None
     api_key: str | None = None
     agent_options: Mapping[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for :class:`~asyncfc.agent.Agent` (e.g. a revision policy)."""
+    example: bool = True
+    """A real model gets a worked example from another entry (:mod:`.example`)."""
 
     @property
     def replay(self) -> bool:
@@ -397,6 +401,24 @@ def make_model(plan: Plan, config: Config, shared: Model | None) -> Model:
     return shared
 
 
+def real_model(config: Config, **options: Any) -> Model:
+    """The real model of ``config``: the embedded one, or an OpenAI-compatible endpoint's."""
+    if config.model == "local":
+        from ...local import model as local_model
+
+        return local_model(**options)
+    import openai
+
+    from ...models.openai_chat import OpenAIChatModel
+
+    try:
+        return OpenAIChatModel(
+            config.model, base_url=config.base_url, api_key=config.api_key, temperature=0.0, seed=0, **options
+        )
+    except openai.OpenAIError as exc:  # e.g. no API key for the default endpoint
+        raise EndpointUnreachable(f"cannot set up model {config.model!r}: {exc}") from exc
+
+
 async def run_entry(
     entry: Entry,
     plan: Plan,
@@ -405,10 +427,17 @@ async def run_entry(
     *,
     rep: int = 0,
     model: Model | None = None,
+    warm_model: Model | None = None,
     executor: Executor | None = None,
     keep_trace: bool = True,
 ) -> Run:
-    """Run one entry in one mode through one session and judge it with the official checker."""
+    """Run one entry in one mode through one session and judge it with the official checker.
+
+    A real model gets a worked example from another entry (``config.example``); with a
+    ``warm_model`` (the same endpoint, one output token), one untimed request with the
+    run's own prefix (system prompt, example, tools) comes first, so every mode starts
+    with the server's prompt cache warm.
+    """
     instances = instances_for(entry)
     tools = entry_tools(instances, config)
     options: dict[str, Any] = {
@@ -424,6 +453,13 @@ async def run_entry(
     }
     agent = Agent(make_model(plan, config, model), tools, **options)
     run = Run(entry.id, entry.category, mode, rep)
+    if not config.replay and config.example:
+        source = example_entry(entry, load_category(entry.category))
+        if source is not None:
+            agent.profile = with_example(agent.profile, await worked_example(source, mode))
+            run.notes.append(f"worked example: {source.id}")
+    if warm_model is not None:
+        await _warm_up(warm_model, agent, entry, config)
     by_name = {t.name: t for t in tools}
     set_tools = getattr(agent, "set_tools", None)
     if not config.replay and entry.missed_function and set_tools is None:
@@ -471,6 +507,28 @@ async def run_entry(
     return run
 
 
+async def _warm_up(warm_model: Model, agent: Agent, entry: Entry, config: Config) -> None:
+    """One untimed step with ``agent``'s prefix, on fresh instances with instant tools."""
+    instant = dataclasses.replace(config, delay_s=0.0, delay_profile={})
+    warm = Agent(
+        warm_model,
+        entry_tools(instances_for(entry), instant),
+        mode=agent.mode,
+        system_prompt=agent.system_prompt,
+        parallel_tool_calls=agent.parallel_tool_calls,
+        max_steps=1,
+        executor=agent.executor,
+    )
+    warm.profile = agent.profile
+    try:
+        await warm.run("Hello")
+    except ModelError as exc:
+        if "cannot reach" in str(exc):
+            raise EndpointUnreachable(str(exc)) from exc
+    finally:
+        await warm.close()
+
+
 @dataclass
 class Experiment:
     """Everything one configuration produced."""
@@ -511,18 +569,9 @@ async def run_experiment(
         exp.plans[entry.id] = plan
         tools = {t.name: t for t in make_tools(instances_for(entry), config.annotations())}
         exp.bounds[entry.id] = entry_bounds(plan, tools, config)
-    model: Model | None = None
+    model = warm = None
     if not config.replay:
-        import openai
-
-        from ...models.openai_chat import OpenAIChatModel
-
-        try:
-            model = OpenAIChatModel(
-                config.model, base_url=config.base_url, api_key=config.api_key, temperature=0.0, seed=0
-            )
-        except openai.OpenAIError as exc:  # e.g. no API key for the default endpoint
-            raise EndpointUnreachable(f"cannot set up model {config.model!r}: {exc}") from exc
+        model, warm = real_model(config), real_model(config, max_tokens=1)
     executor = Executor(default_timeout=None)  # shared: one per run would leak thread pools
     try:
         if model is not None:
@@ -537,6 +586,7 @@ async def run_experiment(
                         config,
                         rep=rep,
                         model=model,
+                        warm_model=warm,
                         executor=executor,
                         keep_trace=rep == 0,
                     )
@@ -545,8 +595,8 @@ async def run_experiment(
                         on_run(run)
     finally:
         executor.shutdown()
-        if model is not None:
-            aclose = getattr(model, "aclose", None)
+        for m in (model, warm):
+            aclose = getattr(m, "aclose", None)
             if aclose is not None:
                 await aclose()
     return exp
