@@ -39,6 +39,9 @@ def test_a_correct_run_is_done_and_reports_where_the_time_went(mode: Mode) -> No
     report = run.to_json()
     assert {"wall_s", "done", "prefill_s", "decode_s", "tools_s", "overlap_s", "prompt_tokens"} <= set(report)
     assert report["tools_s"] >= 0.15
+    assert 0 < report["ideal_async_s"] <= report["wall_s"]
+    if mode == "sync":  # the three lookups overlap in the ideal
+        assert report["ideal_async_s"] < report["wall_s"] - 0.05
 
 
 def test_the_judge_finds_a_missing_city() -> None:

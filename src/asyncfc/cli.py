@@ -273,6 +273,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         note = local.release(args.size, started_here=was_running is None and not args.keep_server)
     sync_s, async_s = runs["sync"].result.wall_s, runs["async"].result.wall_s
     speedup = sync_s / async_s if async_s > 0 else None
+    ideal_s = runs["sync"].ideal_s
+    ideal = sync_s / ideal_s if ideal_s > 0 else None
+    efficiency = (sync_s - async_s) / (sync_s - ideal_s) if sync_s > ideal_s else None
     report.update(
         {
             "task": demo.TASK,
@@ -280,6 +283,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "email_latency_s": 0.3,
             "modes": {m: r.to_json() for m, r in runs.items()},
             "speedup": round(speedup, 3) if speedup else None,
+            "ideal_speedup": round(ideal, 3) if ideal else None,
+            "efficiency": round(efficiency, 3) if efficiency is not None else None,
             "server": note,
         }
     )
@@ -293,6 +298,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(json.dumps(report, default=str))
     else:
         out.print(f"[bold]speedup async vs sync: {speedup:.2f}x[/bold] ({sync_s:.1f} s -> {async_s:.1f} s)")
+        if ideal:
+            out.print(
+                f"ideal {ideal:.2f}x ({ideal_s:.1f} s: the sync run's model steps and tool times with zero "
+                f"overhead, no step waiting for a value it only passes on); efficiency {efficiency or 0:.0%}"
+            )
         out.print(f"timeline: {png}")
     show.print(note, style="dim")
     return 0 if all(r.done for r in runs.values()) else 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .agent import Agent, RunResult
+from .bench.tasks.measure import RecordingModel, turn_ideal
 from .models.base import Model
 from .scheduler import Call, Mode
 from .tools import Tool, tool
@@ -85,6 +86,10 @@ class ModeRun:
     mode: Mode
     result: RunResult
     problems: list[str]
+    ideal_s: float
+    """The zero-overhead asynchronous time of this run's own model steps and calls (see
+    :func:`asyncfc.bench.tasks.measure.turn_ideal`): the model never waits for a value it
+    only passes on, so from the sync run it bounds what async mode can reach."""
 
     @property
     def done(self) -> bool:
@@ -115,6 +120,7 @@ class ModeRun:
             "answer": self.result.text,
             "prompt_tokens": usage.input_tokens,
             "cached_prompt_tokens": usage.cached_input_tokens,
+            "ideal_async_s": round(self.ideal_s, 3),
         }
 
 
@@ -133,9 +139,12 @@ async def warm_up(warm_model: Model, mode: Mode, world: Errands) -> None:
 async def run_mode(model: Model, warm_model: Model, mode: Mode, lookup_s: float) -> ModeRun:
     world = Errands(lookup_s=lookup_s)
     await warm_up(warm_model, mode, Errands(lookup_s=0.0))
-    async with Agent(model, world.tools(), mode=mode, system_prompt=SYSTEM_PROMPT, max_steps=10) as agent:
+    recorder = RecordingModel(model)
+    tools = world.tools()
+    async with Agent(recorder, tools, mode=mode, system_prompt=SYSTEM_PROMPT, max_steps=10) as agent:
         result = await agent.run(TASK)
-    return ModeRun(mode, result, world.problems())
+    ideal = turn_ideal(recorder.steps, result.calls, {t.name: t for t in tools})
+    return ModeRun(mode, result, world.problems(), ideal)
 
 
 def summary(calls: Sequence[Call]) -> list[str]:
