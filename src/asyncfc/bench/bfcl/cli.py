@@ -216,11 +216,24 @@ def cmd_bench_bfcl(args: argparse.Namespace) -> int:
     out_dir: Path = args.out or Path("results") / "bfcl" / time.strftime("%Y%m%d-%H%M%S")
     experiments: dict[float, Experiment] = {}
     started = time.perf_counter()
+    started_server = False
+    if args.model == "local":  # started here (pulled and built on first use), stopped at the end
+        from ... import local
+
+        try:
+            started_server = local.running() is None
+            local.ensure_server()
+        except local.LocalModelError as exc:
+            err.print(f"[red]local model unavailable:[/red] {exc}")
+            return 3
     try:
         experiments = asyncio.run(_run_all(base, delays, entries, err))
     except EndpointUnreachable as exc:
         err.print(f"[red]endpoint unreachable[/red]: {exc}")
         return 3
+    finally:
+        if args.model == "local":
+            err.print(local.release(started_here=started_server))
     points: list[dict[str, Any]] = []
     all_rows: list[dict[str, Any]] = []
     summaries: dict[float, dict[str, Any]] = {}
