@@ -47,12 +47,12 @@ def example_entry(entry: Entry, pool: Sequence[Entry]) -> Entry | None:
     ordered = [e for e in (*pool[at + 1 :], *pool[: max(at, 0)]) if e.id != entry.id]
     classes = set(entry.involved_classes)
 
-    def rank(e: Entry) -> tuple[bool, bool]:
-        multi = any(len(calls) >= 2 and e.questions[t] for t, calls in enumerate(e.ground_truth))
-        return set(e.involved_classes) != classes, not multi
+    turns = {e.id: t for e in ordered if (t := example_turn(e)) is not None}
 
-    usable = [e for e in ordered if example_turn(e) is not None]
-    return min(usable, key=rank, default=None)
+    def rank(e: Entry) -> tuple[bool, bool]:
+        return set(e.involved_classes) != classes, len(e.ground_truth[turns[e.id]]) < 2
+
+    return min((e for e in ordered if e.id in turns), key=rank, default=None)
 
 
 def _renumbered(text: str) -> str:
