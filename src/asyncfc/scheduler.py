@@ -222,6 +222,32 @@ class _Started:
         self.call.ran = True
 
 
+class _Finished:
+    """Done callback of a dispatched call's outcome (a slotted object, not a closure)."""
+
+    __slots__ = ("call", "scheduler", "tool")
+
+    def __init__(self, scheduler: Scheduler, call: Call, tool: Tool) -> None:
+        self.scheduler = scheduler
+        self.call = call
+        self.tool = tool
+
+    def __call__(self, outcome: asyncio.Future[Any]) -> None:
+        self.scheduler._finished(self.call, self.tool, outcome)
+
+
+def _failure(tool: Tool, exc: BaseException) -> CallError:
+    """The error a call resolves to when running it raised ``exc`` (not a cancel)."""
+    if isinstance(exc, ToolTimeout):
+        return CallError(ErrorKind.TIMEOUT, f"{tool.name} {exc}")
+    if isinstance(exc, ToolFailed):
+        return CallError(ErrorKind.TOOL_ERROR, f"{tool.name} raised {exc}")
+    if isinstance(exc, WorkerLost):
+        return CallError(ErrorKind.WORKER_LOST, f"{tool.name}: {exc}")
+    # a bug of ours or an executor's: still resolve the call
+    return CallError(ErrorKind.TOOL_ERROR, f"{tool.name} failed: {type(exc).__name__}: {exc}")
+
+
 MAX_ARGUMENT_CHARS = 1_000_000
 """The longest arguments text a model may write for one call."""
 
@@ -269,7 +295,7 @@ class Scheduler:
         self.calls: list[Call] = []
         trace.follow(self.calls)
         self.hazards = HazardIndex()
-        self._tasks: dict[Call, asyncio.Task[None]] = {}
+        self._tasks: dict[Call, asyncio.Future[Any]] = {}
         self._cancel_reasons: dict[Call, str] = {}
         self._limit = Limit(max_concurrency) if max_concurrency else None
         self._on_resolved = on_resolved
@@ -332,11 +358,42 @@ class Scheduler:
             if conflicts:
                 waits = conflicts
                 call.waited_for = sorted(c.seq for c in conflicts)
+        if kwargs is not None and not waits and self._limit is None:
+            self._dispatch(call, tool, kwargs)  # nothing to wait for: no task of our own
+            return call
         # the task removes itself from _tasks when it ends (no done callback: one object less per call)
         self._tasks[call] = asyncio.create_task(
             self._run(call, tool, arguments, deps, waits, kwargs), name=f"asyncfc:{call.id}:{name}"
         )
         return call
+
+    def _dispatch(self, call: Call, tool: Tool, kwargs: dict[str, Any]) -> None:
+        """Hand a call that may start now to the executor. An async tool comes back as the
+        executor's outcome future, so the call costs one task (the tool's), not two."""
+        call.dispatched_at = self.trace.now()
+        try:
+            outcome = self.executor.run(tool, kwargs, _Started(call, self.trace.t0))
+        except BaseException as exc:  # a bug of ours or an executor's: still resolve the call
+            self._resolve(call, error=_failure(tool, exc))
+            self.hazards.finish(call)
+            return
+        if not isinstance(outcome, asyncio.Future):
+            outcome = asyncio.get_running_loop().create_task(outcome, name=f"asyncfc:{call.id}:{tool.name}")
+        self._tasks[call] = outcome
+        outcome.add_done_callback(_Finished(self, call, tool))
+
+    def _finished(self, call: Call, tool: Tool, outcome: asyncio.Future[Any]) -> None:
+        if outcome.cancelled():
+            reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
+            self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
+        else:
+            exc = outcome.exception()
+            if exc is None:
+                self._resolve(call, value=jsonable(outcome.result()))
+            else:
+                self._resolve(call, error=_failure(tool, exc))
+        self.hazards.finish(call)
+        self._tasks.pop(call, None)
 
     def repeat(self, original: Call, tool_call_id: str, *, user_turn: int = 0, step: int = 0) -> Call:
         """Take a call that repeats ``original``: it resolves to the same outcome without running."""
@@ -420,17 +477,8 @@ class Scheduler:
             reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
             self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
             raise
-        except ToolTimeout as exc:
-            self._resolve(call, error=CallError(ErrorKind.TIMEOUT, f"{tool.name} {exc}"))
-        except ToolFailed as exc:
-            self._resolve(call, error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} raised {exc}"))
-        except WorkerLost as exc:
-            self._resolve(call, error=CallError(ErrorKind.WORKER_LOST, f"{tool.name}: {exc}"))
-        except BaseException as exc:  # a bug of ours or an executor's: still resolve the call
-            self._resolve(
-                call,
-                error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} failed: {type(exc).__name__}: {exc}"),
-            )
+        except BaseException as exc:
+            self._resolve(call, error=_failure(tool, exc))
         finally:
             self.hazards.finish(call)
             self._tasks.pop(call, None)
