@@ -488,10 +488,11 @@ class Session:
         if not ready:
             return
         unsent = [m for m in self.messages[self._sent :] if m.role == "tool"]
+        unsent_ids = {id(m) for m in unsent}  # by identity, in O(1): thousands may be ready at once
         later: list[Call] = []
         for call in ready:
             msg = self._tool_messages.get(call.seq)
-            if msg is not None and (self.agent.delivery == "rewrite" or any(m is msg for m in unsent)):
+            if msg is not None and (self.agent.delivery == "rewrite" or id(msg) in unsent_ids):
                 msg.content = _LENIENT.encode(self.runtime.deliver_json(call))
             else:
                 later.append(call)

@@ -9,6 +9,7 @@ so it costs O(label depth + real conflicts), not O(calls in flight).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -299,6 +300,7 @@ class Scheduler:
         self._cancel_reasons: dict[Call, str] = {}
         self._limit = Limit(max_concurrency) if max_concurrency else None
         self._on_resolved = on_resolved
+        self._context = contextvars.Context()
 
     def lookup(self, seq: int) -> Future | None:
         return self.calls[seq - 1].future if 0 < seq <= len(self.calls) else None
@@ -380,7 +382,8 @@ class Scheduler:
         if not isinstance(outcome, asyncio.Future):
             outcome = asyncio.get_running_loop().create_task(outcome, name=f"asyncfc:{call.id}:{tool.name}")
         self._tasks[call] = outcome
-        outcome.add_done_callback(_Finished(self, call, tool))
+        # _finished reads no context variables: one shared context, not a copy per call
+        outcome.add_done_callback(_Finished(self, call, tool), context=self._context)
 
     def _finished(self, call: Call, tool: Tool, outcome: asyncio.Future[Any]) -> None:
         if outcome.cancelled():

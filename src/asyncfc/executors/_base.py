@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import queue
 import sys
 import threading
@@ -188,39 +189,44 @@ class _Deadlines:
     undecided at its deadline with :class:`ToolTimeout`.
     """
 
-    __slots__ = ("_loop", "_queue", "_timeout", "_timer")
+    __slots__ = ("_loop", "_outcomes", "_timeout", "_timer", "_whens")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self._loop = loop
         self._timeout = timeout
-        self._queue: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
+        # two deques in step rather than one of (deadline, outcome) pairs: no tuple per call
+        self._whens: collections.deque[float] = collections.deque()
+        self._outcomes: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, outcome: asyncio.Future[Any]) -> None:
         self.forget_done()
-        self._queue.append((self._loop.time() + self._timeout, outcome))
+        self._whens.append(self._loop.time() + self._timeout)
+        self._outcomes.append(outcome)
         if self._timer is None:
             self._arm()
 
     def forget_done(self) -> None:
         """Drop finished calls from the front (calls mostly finish in start order)."""
-        queue = self._queue
-        while queue and queue[0][1].done():
-            queue.popleft()
+        outcomes = self._outcomes
+        while outcomes and outcomes[0].done():
+            outcomes.popleft()
+            self._whens.popleft()
 
     def _arm(self) -> None:
-        when = self._queue[0][0]
+        when = self._whens[0]
         self._timer = self._loop.call_at(when, self._expire, when)
 
     def _expire(self, when: float) -> None:
         self._timer = None
-        queue = self._queue
+        whens, outcomes = self._whens, self._outcomes
         now = max(when, self._loop.time())
-        while queue and (queue[0][0] <= now or queue[0][1].done()):
-            outcome = queue.popleft()[1]
+        while outcomes and (whens[0] <= now or outcomes[0].done()):
+            whens.popleft()
+            outcome = outcomes.popleft()
             if not outcome.done():
                 outcome.set_exception(ToolTimeout(self._timeout))
-        if queue:
+        if outcomes:
             self._arm()
 
 
@@ -377,6 +383,8 @@ class Executor:
         self._per_tool: dict[str, Limit] = {}
         self._stragglers: set[asyncio.Task[Any]] = set()
         self._deadlines: dict[float, _Deadlines] = {}
+        self._context = contextvars.Context()
+        """What the executor's own done callbacks run in (one per event loop)."""
         self.running = 0
         self.peak_running = 0
         self.peak_per_tool: dict[str, int] = {}
@@ -460,7 +468,10 @@ class Executor:
         deadlines = self._deadlines_of(timeout) if timeout is not None else None
         if deadlines is not None:
             deadlines.add(outcome)
-        outcome.add_done_callback(_Decided(self, task, tool.name, shared, own, deadlines))
+        # our own bookkeeping reads no context variables: one shared context, not a copy per call
+        outcome.add_done_callback(
+            _Decided(self, task, tool.name, shared, own, deadlines), context=self._context
+        )
         return outcome
 
     def _count(self, name: str, step: int) -> None:
@@ -527,6 +538,7 @@ class Executor:
             self._per_tool = {name: Limit(n) for name, n in self.tool_limits.items()}
             self._stragglers = {t for t in self._stragglers if not t.done()}
             self._deadlines = {}
+            self._context = contextvars.Context()
             self._on_new_loop()
 
     def _on_new_loop(self) -> None:
