@@ -411,11 +411,18 @@ class Session:
         # ids may be missing or repeated, so match the announced object (or its content), in order
         announced = deque(self._announced)  # the match is almost always the first: O(1) each
         for i, tc in enumerate(response.tool_calls):
-            key = (tc.id, tc.name, tc.arguments)
-            j = next(
-                (j for j, (a, _) in enumerate(announced) if a is tc or (a.id, a.name, a.arguments) == key),
-                None,
-            )
+            if announced and announced[0][0] is tc:
+                j: int | None = 0  # the usual case, without a generator per call
+            else:
+                key = (tc.id, tc.name, tc.arguments)
+                j = next(
+                    (
+                        j
+                        for j, (a, _) in enumerate(announced)
+                        if a is tc or (a.id, a.name, a.arguments) == key
+                    ),
+                    None,
+                )
             if j is not None:
                 self._dispatched[i] = announced[j][1]
                 del announced[j]

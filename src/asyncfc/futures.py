@@ -156,6 +156,8 @@ def is_reference(value: Any) -> bool:
 
 
 def _walk(value: Any, path: str, fid: str) -> Any:
+    if not path:
+        return value
     for m in _STEP.finditer(path):
         key, index = m.group(1), m.group(2)
         if key is not None:
@@ -204,6 +206,8 @@ def substitute(
 # ``lookup`` it kept the whole session alive until the garbage collector found it
 def _visit(v: Any, lookup: Callable[[int], Future | None]) -> Any:
     if isinstance(v, str):
+        if FUTURE_PREFIX not in v:  # most strings name no future: skip the regexes
+            return v
         whole = _WHOLE.fullmatch(v)
         if whole:
             return _value_of(lookup, int(whole.group(1)), whole.group(2))

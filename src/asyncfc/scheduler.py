@@ -136,6 +136,8 @@ class HazardIndex:
 
     def register(self, call: Call, reads: set[str], writes: set[str]) -> set[Call]:
         """Record ``call`` and return the earlier unfinished calls it conflicts with."""
+        if not reads and not writes:  # a pure tool: nothing to index
+            return set()
         if writes:
             reads = reads - writes
         entries: list[_Entry] = [(self._path(w), True) for w in sorted(writes)]
