@@ -50,7 +50,8 @@ class Future:
         self.value: Any = None
         self.error: CallError | None = None
         self.done = False
-        self._waiters: list[asyncio.Future[None]] | None = None
+        self._waiters: list[asyncio.Future[None] | Callable[[], None]] | None = None
+        """Tasks' waiters, and callbacks (:meth:`on_done`)."""
 
     @property
     def failed(self) -> bool:
@@ -88,11 +89,23 @@ class Future:
                 self._waiters.remove(waiter)  # timed out or cancelled
         return self.done
 
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (which must not raise) once resolved: a waiter without a task."""
+        if self.done:
+            callback()
+            return
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(callback)
+
     def _wake(self) -> None:
         self.done = True
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
-            _release(waiter)
+            if isinstance(waiter, asyncio.Future):
+                _release(waiter)
+            else:
+                waiter()
 
     def _check_pending(self) -> None:
         if self.done:

@@ -239,6 +239,72 @@ class _Finished:
         self.scheduler._finished(self.call, self.tool, outcome)
 
 
+class _Gate:
+    """A call waiting for earlier calls (its references, its hazards) without a task of its
+    own: each of them counts down as it resolves, and at zero the call is prepared and
+    dispatched from a loop callback (never from inside another call's resolution, so a long
+    chain of failures does not recurse)."""
+
+    __slots__ = ("arguments", "call", "context", "deps", "kwargs", "left", "loop", "scheduler", "tool")
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        call: Call,
+        tool: Tool,
+        arguments: dict[str, Any],
+        deps: Sequence[Call],
+        waits: Collection[Call],
+        kwargs: dict[str, Any] | None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.call = call
+        self.tool = tool
+        self.arguments = arguments
+        self.deps = deps
+        self.kwargs = kwargs
+        self.loop = asyncio.get_running_loop()
+        self.context = contextvars.copy_context()
+        """The submitter's, as a task would have copied it: the tool runs in it (MCP progress)."""
+        self.left = 1  # held while registering, so it cannot open early
+        for other in (*deps, *waits):
+            if not other.future.done:
+                self.left += 1
+                other.future.on_done(self)
+        self()
+
+    def __call__(self) -> None:
+        """One awaited call resolved."""
+        self.left -= 1
+        if self.left == 0:
+            self.loop.call_soon(self._open, context=self.context)
+
+    def _open(self) -> None:
+        scheduler, call, tool = self.scheduler, self.call, self.tool
+        if scheduler._tasks.get(call) is not self:
+            return  # cancelled meanwhile
+        del scheduler._tasks[call]
+        try:
+            kwargs = scheduler._prepare(call, tool, self.arguments, self.deps, self.kwargs)
+        except BaseException as exc:  # a bug of ours: still resolve the call
+            scheduler._resolve(call, error=_failure(tool, exc))
+            kwargs = None
+        if kwargs is None:
+            scheduler.hazards.finish(call)
+        else:
+            scheduler._dispatch(call, tool, kwargs)
+
+    def cancel(self) -> None:
+        """Resolve the call to ``cancelled`` now (it has not started)."""
+        scheduler, call = self.scheduler, self.call
+        if scheduler._tasks.get(call) is not self:
+            return
+        del scheduler._tasks[call]
+        reason = scheduler._cancel_reasons.pop(call, "the session was closed before the call finished")
+        scheduler._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
+        scheduler.hazards.finish(call)
+
+
 def _failure(tool: Tool, exc: BaseException) -> CallError:
     """The error a call resolves to when running it raised ``exc`` (not a cancel)."""
     if isinstance(exc, ToolTimeout):
@@ -298,7 +364,7 @@ class Scheduler:
         self.calls: list[Call] = []
         trace.follow(self.calls)
         self.hazards = HazardIndex()
-        self._tasks: dict[Call, asyncio.Future[Any]] = {}
+        self._tasks: dict[Call, asyncio.Future[Any] | _Gate] = {}
         self._cancel_reasons: dict[Call, str] = {}
         self._limit = Limit(max_concurrency) if max_concurrency else None
         self._on_resolved = on_resolved
@@ -362,8 +428,11 @@ class Scheduler:
             if conflicts:
                 waits = conflicts
                 call.waited_for = sorted(c.seq for c in conflicts)
-        if kwargs is not None and not waits and self._limit is None:
-            self._dispatch(call, tool, kwargs)  # nothing to wait for: no task of our own
+        if self._limit is None:  # no task of our own: the call waits (if it must) in a _Gate
+            if kwargs is not None and not waits:
+                self._dispatch(call, tool, kwargs)
+            else:
+                self._tasks[call] = _Gate(self, call, tool, arguments, deps, waits, kwargs)
             return call
         # the task removes itself from _tasks when it ends (no done callback: one object less per call)
         self._tasks[call] = asyncio.create_task(
@@ -424,6 +493,43 @@ class Scheduler:
         call.resolved_arguments = original.resolved_arguments
         self._resolve(call, value=original.value, error=original.error)
 
+    def _prepare(
+        self,
+        call: Call,
+        tool: Tool,
+        arguments: dict[str, Any],
+        deps: Sequence[Call],
+        kwargs: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """Once the calls it waited for resolved: the keyword arguments to run ``call`` with,
+        or None when it resolved to an error instead (a failed dependency, a bad reference)."""
+        failed = [d for d in deps if d.error is not None]
+        if failed:
+            first = failed[0]
+            assert first.error is not None
+            self._resolve(
+                call,
+                error=CallError(
+                    ErrorKind.DEPENDENCY_FAILED,
+                    f"not run: {first.id} ({first.name}) failed with {first.error.kind.value}: {first.error.message}",
+                ),
+            )
+            return None
+        if kwargs is not None:
+            return kwargs
+        try:
+            resolved = substitute(arguments, self.lookup, tool.text_params)
+            call.resolved_arguments = resolved
+            return tool.validate(resolved)
+        except ReferenceError_ as exc:
+            self._resolve(call, error=exc.error)
+        except ArgumentsError as exc:
+            self._resolve(
+                call,
+                error=CallError(ErrorKind.INVALID_ARGUMENTS, f"invalid arguments for {tool.name}: {exc}"),
+            )
+        return None
+
     def _fail(self, call: Call, kind: ErrorKind, message: str) -> Call:
         call.finished_at = self.trace.now()
         call.future.set_error(CallError(kind, message))
@@ -444,31 +550,8 @@ class Scheduler:
                 await other.future.wait()
             for other in waits:
                 await other.future.wait()
-            failed = [d for d in deps if d.error is not None]
-            if failed:
-                first = failed[0]
-                assert first.error is not None
-                self._resolve(
-                    call,
-                    error=CallError(
-                        ErrorKind.DEPENDENCY_FAILED,
-                        f"not run: {first.id} ({first.name}) failed with {first.error.kind.value}: {first.error.message}",
-                    ),
-                )
-                return
-            try:
-                if kwargs is None:
-                    resolved = substitute(arguments, self.lookup, tool.text_params)
-                    call.resolved_arguments = resolved
-                    kwargs = tool.validate(resolved)
-            except ReferenceError_ as exc:
-                self._resolve(call, error=exc.error)
-                return
-            except ArgumentsError as exc:
-                self._resolve(
-                    call,
-                    error=CallError(ErrorKind.INVALID_ARGUMENTS, f"invalid arguments for {tool.name}: {exc}"),
-                )
+            kwargs = self._prepare(call, tool, arguments, deps, kwargs)
+            if kwargs is None:
                 return
             call.dispatched_at = self.trace.now()
             started = _Started(call, self.trace.t0)
@@ -515,16 +598,17 @@ class Scheduler:
         task = self._tasks.get(call)
         if task is not None and not call.done:
             self._cancel_reasons[call] = reason
-            task.cancel()
+            task.cancel()  # a waiting call (a _Gate) resolves at once
 
     async def cancel(self) -> None:
         """Cancel every pending call; each resolves to a ``cancelled`` error."""
-        tasks = list(self._tasks.values())
-        for t in tasks:
+        pending = list(self._tasks.values())
+        for t in pending:
             t.cancel()
+        tasks = [t for t in pending if isinstance(t, asyncio.Future)]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        for c in [c for c, t in self._tasks.items() if t.done()]:
+        for c in [c for c, t in self._tasks.items() if isinstance(t, asyncio.Future) and t.done()]:
             del self._tasks[c]  # cancelled before they started, so they could not remove themselves
         for c in self.calls:
             if not c.done:  # never started: resolve it anyway so nothing is left hanging
