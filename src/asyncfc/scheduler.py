@@ -118,7 +118,8 @@ class HazardIndex:
 
     def __init__(self) -> None:
         self.root = _Node()
-        self._where: dict[Call, list[_Entry]] = {}
+        self._where: dict[Call, tuple[list[_Node], ...]] = {}
+        """Each call's label paths (whether it writes them does not matter to ``finish``)."""
 
     def _path(self, label: str) -> list[_Node]:
         node, path = self.root, [self.root]
@@ -182,11 +183,11 @@ class HazardIndex:
                         anc.below_readers = set()
                     anc.below_readers.add(call)
         if entries:
-            self._where[call] = entries
+            self._where[call] = tuple([path for path, _ in entries])  # no (path, bool) pair kept per label
         return waits
 
     def finish(self, call: Call) -> None:
-        for path, _writing in self._where.pop(call, ()):
+        for path in self._where.pop(call, ()):
             node = path[-1]
             if node.writer is call:
                 node.writer = None
