@@ -411,11 +411,18 @@ class Session:
         # ids may be missing or repeated, so match the announced object (or its content), in order
         announced = deque(self._announced)  # the match is almost always the first: O(1) each
         for i, tc in enumerate(response.tool_calls):
-            key = (tc.id, tc.name, tc.arguments)
-            j = next(
-                (j for j, (a, _) in enumerate(announced) if a is tc or (a.id, a.name, a.arguments) == key),
-                None,
-            )
+            if announced and announced[0][0] is tc:
+                j: int | None = 0  # the usual case, without a generator per call
+            else:
+                key = (tc.id, tc.name, tc.arguments)
+                j = next(
+                    (
+                        j
+                        for j, (a, _) in enumerate(announced)
+                        if a is tc or (a.id, a.name, a.arguments) == key
+                    ),
+                    None,
+                )
             if j is not None:
                 self._dispatched[i] = announced[j][1]
                 del announced[j]
@@ -488,10 +495,11 @@ class Session:
         if not ready:
             return
         unsent = [m for m in self.messages[self._sent :] if m.role == "tool"]
+        unsent_ids = {id(m) for m in unsent}  # by identity, in O(1): thousands may be ready at once
         later: list[Call] = []
         for call in ready:
             msg = self._tool_messages.get(call.seq)
-            if msg is not None and (self.agent.delivery == "rewrite" or any(m is msg for m in unsent)):
+            if msg is not None and (self.agent.delivery == "rewrite" or id(msg) in unsent_ids):
                 msg.content = _LENIENT.encode(self.runtime.deliver_json(call))
             else:
                 later.append(call)

@@ -50,7 +50,8 @@ class Future:
         self.value: Any = None
         self.error: CallError | None = None
         self.done = False
-        self._waiters: list[asyncio.Future[None]] | None = None
+        self._waiters: list[asyncio.Future[None] | Callable[[], None]] | None = None
+        """Tasks' waiters, and callbacks (:meth:`on_done`)."""
 
     @property
     def failed(self) -> bool:
@@ -88,11 +89,23 @@ class Future:
                 self._waiters.remove(waiter)  # timed out or cancelled
         return self.done
 
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (which must not raise) once resolved: a waiter without a task."""
+        if self.done:
+            callback()
+            return
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(callback)
+
     def _wake(self) -> None:
         self.done = True
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
-            _release(waiter)
+            if isinstance(waiter, asyncio.Future):
+                _release(waiter)
+            else:
+                waiter()
 
     def _check_pending(self) -> None:
         if self.done:
@@ -156,6 +169,8 @@ def is_reference(value: Any) -> bool:
 
 
 def _walk(value: Any, path: str, fid: str) -> Any:
+    if not path:
+        return value
     for m in _STEP.finditer(path):
         key, index = m.group(1), m.group(2)
         if key is not None:
@@ -204,6 +219,8 @@ def substitute(
 # ``lookup`` it kept the whole session alive until the garbage collector found it
 def _visit(v: Any, lookup: Callable[[int], Future | None]) -> Any:
     if isinstance(v, str):
+        if FUTURE_PREFIX not in v:  # most strings name no future: skip the regexes
+            return v
         whole = _WHOLE.fullmatch(v)
         if whole:
             return _value_of(lookup, int(whole.group(1)), whole.group(2))

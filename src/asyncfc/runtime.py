@@ -22,7 +22,6 @@ from .futures import (
     AWAIT_TOOL,
     FUTURE_PREFIX,
     REFERENCE,
-    Resolved,
     as_text,
     dumps,
     future_id,
@@ -244,7 +243,8 @@ class Runtime:
         """A resolved call as the model reads it in async mode (does not mark it delivered)."""
         if call.error is not None:
             return failure(call.id, call.error)
-        return Resolved(call.id, self._for_model(call.value)).to_json()
+        # Resolved(...).to_json(), without a record per delivery
+        return {"future": call.id, "status": "resolved", "value": self._for_model(call.value)}
 
     def sync_text(self, call: Call) -> str:
         """A resolved call's tool message in sync and parallel modes (no futures shown)."""

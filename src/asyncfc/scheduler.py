@@ -9,6 +9,7 @@ so it costs O(label depth + real conflicts), not O(calls in flight).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,7 +118,8 @@ class HazardIndex:
 
     def __init__(self) -> None:
         self.root = _Node()
-        self._where: dict[Call, list[_Entry]] = {}
+        self._where: dict[Call, tuple[list[_Node], ...]] = {}
+        """Each call's label paths (whether it writes them does not matter to ``finish``)."""
 
     def _path(self, label: str) -> list[_Node]:
         node, path = self.root, [self.root]
@@ -135,6 +137,8 @@ class HazardIndex:
 
     def register(self, call: Call, reads: set[str], writes: set[str]) -> set[Call]:
         """Record ``call`` and return the earlier unfinished calls it conflicts with."""
+        if not reads and not writes:  # a pure tool: nothing to index
+            return set()
         if writes:
             reads = reads - writes
         entries: list[_Entry] = [(self._path(w), True) for w in sorted(writes)]
@@ -179,11 +183,11 @@ class HazardIndex:
                         anc.below_readers = set()
                     anc.below_readers.add(call)
         if entries:
-            self._where[call] = entries
+            self._where[call] = tuple([path for path, _ in entries])  # no (path, bool) pair kept per label
         return waits
 
     def finish(self, call: Call) -> None:
-        for path, _writing in self._where.pop(call, ()):
+        for path in self._where.pop(call, ()):
             node = path[-1]
             if node.writer is call:
                 node.writer = None
@@ -220,6 +224,98 @@ class _Started:
     def __call__(self, at: float) -> None:
         self.call.started_at = at - self.t0
         self.call.ran = True
+
+
+class _Finished:
+    """Done callback of a dispatched call's outcome (a slotted object, not a closure)."""
+
+    __slots__ = ("call", "scheduler", "tool")
+
+    def __init__(self, scheduler: Scheduler, call: Call, tool: Tool) -> None:
+        self.scheduler = scheduler
+        self.call = call
+        self.tool = tool
+
+    def __call__(self, outcome: asyncio.Future[Any]) -> None:
+        self.scheduler._finished(self.call, self.tool, outcome)
+
+
+class _Gate:
+    """A call waiting for earlier calls (its references, its hazards) without a task of its
+    own: each of them counts down as it resolves, and at zero the call is prepared and
+    dispatched from a loop callback (never from inside another call's resolution, so a long
+    chain of failures does not recurse)."""
+
+    __slots__ = ("arguments", "call", "context", "deps", "kwargs", "left", "loop", "scheduler", "tool")
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        call: Call,
+        tool: Tool,
+        arguments: dict[str, Any],
+        deps: Sequence[Call],
+        waits: Collection[Call],
+        kwargs: dict[str, Any] | None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.call = call
+        self.tool = tool
+        self.arguments = arguments
+        self.deps = deps
+        self.kwargs = kwargs
+        self.loop = asyncio.get_running_loop()
+        self.context = contextvars.copy_context()
+        """The submitter's, as a task would have copied it: the tool runs in it (MCP progress)."""
+        self.left = 1  # held while registering, so it cannot open early
+        for other in (*deps, *waits):
+            if not other.future.done:
+                self.left += 1
+                other.future.on_done(self)
+        self()
+
+    def __call__(self) -> None:
+        """One awaited call resolved."""
+        self.left -= 1
+        if self.left == 0:
+            self.loop.call_soon(self._open, context=self.context)
+
+    def _open(self) -> None:
+        scheduler, call, tool = self.scheduler, self.call, self.tool
+        if scheduler._tasks.get(call) is not self:
+            return  # cancelled meanwhile
+        del scheduler._tasks[call]
+        try:
+            kwargs = scheduler._prepare(call, tool, self.arguments, self.deps, self.kwargs)
+        except BaseException as exc:  # a bug of ours: still resolve the call
+            scheduler._resolve(call, error=_failure(tool, exc))
+            kwargs = None
+        if kwargs is None:
+            scheduler.hazards.finish(call)
+        else:
+            scheduler._dispatch(call, tool, kwargs)
+
+    def cancel(self) -> None:
+        """Resolve the call to ``cancelled`` now (it has not started)."""
+        scheduler, call = self.scheduler, self.call
+        if scheduler._tasks.get(call) is not self:
+            return
+        del scheduler._tasks[call]
+        reason = scheduler._cancel_reasons.pop(call, "the session was closed before the call finished")
+        scheduler._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
+        scheduler.hazards.finish(call)
+
+
+def _failure(tool: Tool, exc: BaseException) -> CallError:
+    """The error a call resolves to when running it raised ``exc`` (not a cancel)."""
+    if isinstance(exc, ToolTimeout):
+        return CallError(ErrorKind.TIMEOUT, f"{tool.name} {exc}")
+    if isinstance(exc, ToolFailed):
+        return CallError(ErrorKind.TOOL_ERROR, f"{tool.name} raised {exc}")
+    if isinstance(exc, WorkerLost):
+        return CallError(ErrorKind.WORKER_LOST, f"{tool.name}: {exc}")
+    # a bug of ours or an executor's: still resolve the call
+    return CallError(ErrorKind.TOOL_ERROR, f"{tool.name} failed: {type(exc).__name__}: {exc}")
 
 
 MAX_ARGUMENT_CHARS = 1_000_000
@@ -269,10 +365,11 @@ class Scheduler:
         self.calls: list[Call] = []
         trace.follow(self.calls)
         self.hazards = HazardIndex()
-        self._tasks: dict[Call, asyncio.Task[None]] = {}
+        self._tasks: dict[Call, asyncio.Future[Any] | _Gate] = {}
         self._cancel_reasons: dict[Call, str] = {}
         self._limit = Limit(max_concurrency) if max_concurrency else None
         self._on_resolved = on_resolved
+        self._context = contextvars.Context()
 
     def lookup(self, seq: int) -> Future | None:
         return self.calls[seq - 1].future if 0 < seq <= len(self.calls) else None
@@ -332,11 +429,46 @@ class Scheduler:
             if conflicts:
                 waits = conflicts
                 call.waited_for = sorted(c.seq for c in conflicts)
+        if self._limit is None:  # no task of our own: the call waits (if it must) in a _Gate
+            if kwargs is not None and not waits:
+                self._dispatch(call, tool, kwargs)
+            else:
+                self._tasks[call] = _Gate(self, call, tool, arguments, deps, waits, kwargs)
+            return call
         # the task removes itself from _tasks when it ends (no done callback: one object less per call)
         self._tasks[call] = asyncio.create_task(
             self._run(call, tool, arguments, deps, waits, kwargs), name=f"asyncfc:{call.id}:{name}"
         )
         return call
+
+    def _dispatch(self, call: Call, tool: Tool, kwargs: dict[str, Any]) -> None:
+        """Hand a call that may start now to the executor. An async tool comes back as the
+        executor's outcome future, so the call costs one task (the tool's), not two."""
+        call.dispatched_at = self.trace.now()
+        try:
+            outcome = self.executor.run(tool, kwargs, _Started(call, self.trace.t0))
+        except BaseException as exc:  # a bug of ours or an executor's: still resolve the call
+            self._resolve(call, error=_failure(tool, exc))
+            self.hazards.finish(call)
+            return
+        if not isinstance(outcome, asyncio.Future):
+            outcome = asyncio.get_running_loop().create_task(outcome, name=f"asyncfc:{call.id}:{tool.name}")
+        self._tasks[call] = outcome
+        # _finished reads no context variables: one shared context, not a copy per call
+        outcome.add_done_callback(_Finished(self, call, tool), context=self._context)
+
+    def _finished(self, call: Call, tool: Tool, outcome: asyncio.Future[Any]) -> None:
+        if outcome.cancelled():
+            reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
+            self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
+        else:
+            exc = outcome.exception()
+            if exc is None:
+                self._resolve(call, value=jsonable(outcome.result()))
+            else:
+                self._resolve(call, error=_failure(tool, exc))
+        self.hazards.finish(call)
+        self._tasks.pop(call, None)
 
     def repeat(self, original: Call, tool_call_id: str, *, user_turn: int = 0, step: int = 0) -> Call:
         """Take a call that repeats ``original``: it resolves to the same outcome without running."""
@@ -362,6 +494,43 @@ class Scheduler:
         call.resolved_arguments = original.resolved_arguments
         self._resolve(call, value=original.value, error=original.error)
 
+    def _prepare(
+        self,
+        call: Call,
+        tool: Tool,
+        arguments: dict[str, Any],
+        deps: Sequence[Call],
+        kwargs: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """Once the calls it waited for resolved: the keyword arguments to run ``call`` with,
+        or None when it resolved to an error instead (a failed dependency, a bad reference)."""
+        failed = [d for d in deps if d.error is not None]
+        if failed:
+            first = failed[0]
+            assert first.error is not None
+            self._resolve(
+                call,
+                error=CallError(
+                    ErrorKind.DEPENDENCY_FAILED,
+                    f"not run: {first.id} ({first.name}) failed with {first.error.kind.value}: {first.error.message}",
+                ),
+            )
+            return None
+        if kwargs is not None:
+            return kwargs
+        try:
+            resolved = substitute(arguments, self.lookup, tool.text_params)
+            call.resolved_arguments = resolved
+            return tool.validate(resolved)
+        except ReferenceError_ as exc:
+            self._resolve(call, error=exc.error)
+        except ArgumentsError as exc:
+            self._resolve(
+                call,
+                error=CallError(ErrorKind.INVALID_ARGUMENTS, f"invalid arguments for {tool.name}: {exc}"),
+            )
+        return None
+
     def _fail(self, call: Call, kind: ErrorKind, message: str) -> Call:
         call.finished_at = self.trace.now()
         call.future.set_error(CallError(kind, message))
@@ -382,31 +551,8 @@ class Scheduler:
                 await other.future.wait()
             for other in waits:
                 await other.future.wait()
-            failed = [d for d in deps if d.error is not None]
-            if failed:
-                first = failed[0]
-                assert first.error is not None
-                self._resolve(
-                    call,
-                    error=CallError(
-                        ErrorKind.DEPENDENCY_FAILED,
-                        f"not run: {first.id} ({first.name}) failed with {first.error.kind.value}: {first.error.message}",
-                    ),
-                )
-                return
-            try:
-                if kwargs is None:
-                    resolved = substitute(arguments, self.lookup, tool.text_params)
-                    call.resolved_arguments = resolved
-                    kwargs = tool.validate(resolved)
-            except ReferenceError_ as exc:
-                self._resolve(call, error=exc.error)
-                return
-            except ArgumentsError as exc:
-                self._resolve(
-                    call,
-                    error=CallError(ErrorKind.INVALID_ARGUMENTS, f"invalid arguments for {tool.name}: {exc}"),
-                )
+            kwargs = self._prepare(call, tool, arguments, deps, kwargs)
+            if kwargs is None:
                 return
             call.dispatched_at = self.trace.now()
             started = _Started(call, self.trace.t0)
@@ -420,17 +566,8 @@ class Scheduler:
             reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
             self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
             raise
-        except ToolTimeout as exc:
-            self._resolve(call, error=CallError(ErrorKind.TIMEOUT, f"{tool.name} {exc}"))
-        except ToolFailed as exc:
-            self._resolve(call, error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} raised {exc}"))
-        except WorkerLost as exc:
-            self._resolve(call, error=CallError(ErrorKind.WORKER_LOST, f"{tool.name}: {exc}"))
-        except BaseException as exc:  # a bug of ours or an executor's: still resolve the call
-            self._resolve(
-                call,
-                error=CallError(ErrorKind.TOOL_ERROR, f"{tool.name} failed: {type(exc).__name__}: {exc}"),
-            )
+        except BaseException as exc:
+            self._resolve(call, error=_failure(tool, exc))
         finally:
             self.hazards.finish(call)
             self._tasks.pop(call, None)
@@ -462,16 +599,17 @@ class Scheduler:
         task = self._tasks.get(call)
         if task is not None and not call.done:
             self._cancel_reasons[call] = reason
-            task.cancel()
+            task.cancel()  # a waiting call (a _Gate) resolves at once
 
     async def cancel(self) -> None:
         """Cancel every pending call; each resolves to a ``cancelled`` error."""
-        tasks = list(self._tasks.values())
-        for t in tasks:
+        pending = list(self._tasks.values())
+        for t in pending:
             t.cancel()
+        tasks = [t for t in pending if isinstance(t, asyncio.Future)]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        for c in [c for c, t in self._tasks.items() if t.done()]:
+        for c in [c for c, t in self._tasks.items() if isinstance(t, asyncio.Future) and t.done()]:
             del self._tasks[c]  # cancelled before they started, so they could not remove themselves
         for c in self.calls:
             if not c.done:  # never started: resolve it anyway so nothing is left hanging

@@ -86,9 +86,9 @@ class Tool:
                     f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}" for e in exc.errors()
                 )
                 raise ArgumentsError(problems) from None
-            return dict(
-                iter(parsed)
-            )  # dict(parsed) would first look up parsed.keys, which raises inside pydantic
+            # what iterating the model gives (fields, then extras), without a generator per call
+            extra = parsed.__pydantic_extra__
+            return {**parsed.__dict__, **extra} if extra else dict(parsed.__dict__)
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(dict(arguments)))
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path)

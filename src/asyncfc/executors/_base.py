@@ -4,15 +4,17 @@ tools in daemon worker threads.
 An executor decides *where* a call runs; the scheduler decides *when*. Every executor
 keeps one contract (``await executor.run(tool, kwargs, on_start)``): the tool's value,
 or :class:`ToolTimeout`, :class:`ToolFailed` (whatever the tool raised, ``BaseException``
-included) or :class:`WorkerLost`; ``asyncio.CancelledError`` only when the calling task
-itself was cancelled. Subclasses override :meth:`Executor._run_sync` (and may run async
-tools remotely too).
+included) or :class:`WorkerLost`; ``asyncio.CancelledError`` only when the awaiting task
+itself was cancelled (or the awaited future was). Subclasses override
+:meth:`Executor._run_sync` (and may run async tools remotely too).
 
 Timeouts are enforced here and never wait for the tool: an async tool runs in its own
-task, so one that swallows its cancellation still resolves ``timeout`` at the deadline
-(the stubborn task is tracked and awaited by :meth:`Executor.close`). A sync tool's
-thread cannot be killed: its late result is discarded, and because worker threads are
-daemon threads it does not keep the interpreter from exiting.
+task, which fills in a plain outcome future that a loop timer fails at the deadline, so
+one that swallows its cancellation still resolves ``timeout`` on time (the stubborn task
+is tracked and awaited by :meth:`Executor.close`). An async tool whose limits have room
+starts before ``run`` returns, and that outcome future is what ``run`` returns: one task
+per call. A sync tool's thread cannot be killed: its late result is discarded, and
+because worker threads are daemon threads it does not keep the interpreter from exiting.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
+import contextvars
 import queue
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -82,18 +84,26 @@ def _guarded(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
         return _Raised(exc)
 
 
-async def _guarded_async(fn: Callable[..., Awaitable[Any]], kwargs: Mapping[str, Any]) -> Any:
+async def _fulfil(
+    outcome: asyncio.Future[Any], fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]
+) -> None:
+    """An async tool's task: run it and put what it returns or raises into ``outcome``
+    (unless the deadline or a cancel decided ``outcome`` first)."""
     try:
-        return await fn(**kwargs)
+        value = await fn(**kwargs)
     except asyncio.CancelledError as exc:
-        task = asyncio.current_task()
-        if task is None or sys.version_info < (3, 11) or task.cancelling():
-            raise  # we were cancelled (timeout or session close): not the tool's doing
-        raise ToolFailed(exc) from None
-    except (ToolFailed, WorkerLost):
+        if not outcome.done():  # we cancel only a call already decided: this is the tool's own
+            outcome.set_exception(ToolFailed(exc))
         raise
+    except (ToolFailed, WorkerLost) as exc:
+        if not outcome.done():
+            outcome.set_exception(exc)
     except BaseException as exc:  # noqa: BLE001
-        raise ToolFailed(exc) from None
+        if not outcome.done():
+            outcome.set_exception(ToolFailed(exc))
+    else:
+        if not outcome.done():
+            outcome.set_result(value)
 
 
 @dataclass(eq=False)
@@ -133,6 +143,13 @@ class Limit:
         self._value = value
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now (never while a live waiter is queued)."""
+        if self._value > 0:
+            self._value -= 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         if self._value > 0:  # never positive while a live waiter is queued
             self._value -= 1
@@ -168,52 +185,89 @@ class _Deadlines:
     A timer per call would put thousands of handles on the loop's heap (each push and pop
     compares in Python) only to cancel nearly all of them. Deadlines of one length arrive in
     increasing order, so a deque and a single armed timer do: finished calls at the front
-    are dropped as new ones come, and the timer wakes whoever is still waiting at its deadline.
+    are dropped as new ones come, and the timer fails each call's outcome future still
+    undecided at its deadline with :class:`ToolTimeout`.
     """
 
-    __slots__ = ("_loop", "_queue", "_timeout", "_timer")
+    __slots__ = ("_loop", "_outcomes", "_timeout", "_timer", "_whens")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self._loop = loop
         self._timeout = timeout
-        self._queue: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
+        # two deques in step rather than one of (deadline, outcome) pairs: no tuple per call
+        self._whens: collections.deque[float] = collections.deque()
+        self._outcomes: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, waiter: asyncio.Future[None]) -> None:
+    def add(self, outcome: asyncio.Future[Any]) -> None:
         self.forget_done()
-        self._queue.append((self._loop.time() + self._timeout, waiter))
+        self._whens.append(self._loop.time() + self._timeout)
+        self._outcomes.append(outcome)
         if self._timer is None:
             self._arm()
 
     def forget_done(self) -> None:
         """Drop finished calls from the front (calls mostly finish in start order)."""
-        queue = self._queue
-        while queue and queue[0][1].done():
-            queue.popleft()
+        outcomes = self._outcomes
+        while outcomes and outcomes[0].done():
+            outcomes.popleft()
+            self._whens.popleft()
 
     def _arm(self) -> None:
-        when = self._queue[0][0]
+        when = self._whens[0]
         self._timer = self._loop.call_at(when, self._expire, when)
 
     def _expire(self, when: float) -> None:
         self._timer = None
-        queue = self._queue
+        whens, outcomes = self._whens, self._outcomes
         now = max(when, self._loop.time())
-        while queue and (queue[0][0] <= now or queue[0][1].done()):
-            _wake(queue.popleft()[1])
-        if queue:
+        while outcomes and (whens[0] <= now or outcomes[0].done()):
+            whens.popleft()
+            outcome = outcomes.popleft()
+            if not outcome.done():
+                outcome.set_exception(ToolTimeout(self._timeout))
+        if outcomes:
             self._arm()
-
-
-def _wake(waiter: asyncio.Future[None], _: object = None) -> None:
-    """Release a waiter (a done callback, or a timer): whichever comes first wins."""
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _deliver(fut: asyncio.Future[Any], value: Any) -> None:
     if not fut.done():
         fut.set_result(value)
+
+
+class _Decided:
+    """Done callback of an async call's outcome future (a slotted object, not a closure):
+    release its limits and, when the deadline or a cancel decided it, give up its task."""
+
+    __slots__ = ("deadlines", "executor", "name", "own", "shared", "task")
+
+    def __init__(
+        self,
+        executor: Executor,
+        task: asyncio.Task[None],
+        name: str,
+        shared: Limit | None,
+        own: Limit | None,
+        deadlines: _Deadlines | None,
+    ) -> None:
+        self.executor = executor
+        self.task = task
+        self.name = name
+        self.shared = shared
+        self.own = own
+        self.deadlines = deadlines
+
+    def __call__(self, outcome: asyncio.Future[Any]) -> None:
+        executor = self.executor
+        executor._count(self.name, -1)
+        if self.own is not None:
+            self.own.release()
+        if self.shared is not None:
+            self.shared.release()
+        if self.deadlines is not None:
+            self.deadlines.forget_done()
+        if not self.task.done():
+            executor._give_up(self.task)
 
 
 class _DaemonThreadPool:
@@ -329,6 +383,8 @@ class Executor:
         self._per_tool: dict[str, Limit] = {}
         self._stragglers: set[asyncio.Task[Any]] = set()
         self._deadlines: dict[float, _Deadlines] = {}
+        self._context = contextvars.Context()
+        """What the executor's own done callbacks run in (one per event loop)."""
         self.running = 0
         self.peak_running = 0
         self.peak_per_tool: dict[str, int] = {}
@@ -341,13 +397,32 @@ class Executor:
     def check(self, tool: Tool) -> None:
         """Raise :class:`~asyncfc.ToolDefinitionError` if ``tool`` cannot run on this executor."""
 
-    async def run(self, tool: Tool, kwargs: Mapping[str, Any], on_start: Callable[[float], None]) -> Any:
-        """Run one call to completion; raise :class:`ToolTimeout`, :class:`ToolFailed` or :class:`WorkerLost`."""
-        timeout = tool.timeout if tool.timeout is not None else self.default_timeout
-        name = tool.name
+    def run(
+        self, tool: Tool, kwargs: Mapping[str, Any], on_start: Callable[[float], None]
+    ) -> asyncio.Future[Any] | Coroutine[Any, Any, Any]:
+        """Run one call to completion; awaiting it raises :class:`ToolTimeout`, :class:`ToolFailed`
+        or :class:`WorkerLost`.
+
+        An async tool whose limits have room starts now, and the result is its outcome
+        future (the caller needs no task of its own to wait for it); otherwise a coroutine
+        that waits for the limits first.
+        """
         if self._loop is not asyncio.get_running_loop():
             self._bind()
-        # the limits, taken and released in this order, without a context manager per call
+        if tool.is_async and not self._runs_async_remotely(tool):
+            shared = self._global
+            own = self._per_tool.get(tool.name) if self._per_tool else None
+            if shared is None or shared.try_acquire():
+                if own is None or own.try_acquire():
+                    return self._start_async(tool, kwargs, on_start, shared, own)
+                if shared is not None:
+                    shared.release()
+        return self._queued(tool, kwargs, on_start)
+
+    async def _queued(self, tool: Tool, kwargs: Mapping[str, Any], on_start: Callable[[float], None]) -> Any:
+        """A call that waits for its limits (taken and released in this order), or runs in
+        :meth:`_run_sync`'s workers."""
+        name = tool.name
         shared = self._global
         own = self._per_tool.get(name) if self._per_tool else None
         if shared is not None:
@@ -355,32 +430,59 @@ class Executor:
         try:
             if own is not None:
                 await own.acquire()
-            try:
-                self.running += 1
-                if self.running > self.peak_running:
-                    self.peak_running = self.running
-                n = self._per_tool_running[name] = self._per_tool_running.get(name, 0) + 1
-                if n > self.peak_per_tool.get(name, 0):
-                    self.peak_per_tool[name] = n
-                try:
-                    if tool.is_async and not self._runs_async_remotely(tool):
-                        on_start(time.perf_counter())
-                        task = asyncio.get_running_loop().create_task(_guarded_async(tool.fn, dict(kwargs)))
-                        value = await self._wait(task, timeout, self._give_up, task)
-                    else:
-                        value = await self._run_sync(tool, kwargs, timeout, on_start)
-                finally:
-                    self.running -= 1
-                    self._per_tool_running[name] -= 1
-            finally:
-                if own is not None:
-                    own.release()
+        except BaseException:
+            if shared is not None:
+                shared.release()
+            raise
+        if tool.is_async and not self._runs_async_remotely(tool):
+            return await self._start_async(tool, kwargs, on_start, shared, own)  # it releases them
+        self._count(name, 1)
+        try:
+            timeout = tool.timeout if tool.timeout is not None else self.default_timeout
+            value = await self._run_sync(tool, kwargs, timeout, on_start)
         finally:
+            self._count(name, -1)
+            if own is not None:
+                own.release()
             if shared is not None:
                 shared.release()
         if isinstance(value, _Raised):
             raise ToolFailed(value.error)
         return value
+
+    def _start_async(
+        self,
+        tool: Tool,
+        kwargs: Mapping[str, Any],
+        on_start: Callable[[float], None],
+        shared: Limit | None,
+        own: Limit | None,
+    ) -> asyncio.Future[Any]:
+        """Start an async tool on the loop (its limits already taken); its outcome future."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[Any] = loop.create_future()
+        self._count(tool.name, 1)
+        on_start(time.perf_counter())
+        task = loop.create_task(_fulfil(outcome, tool.fn, dict(kwargs)))
+        timeout = tool.timeout if tool.timeout is not None else self.default_timeout
+        deadlines = self._deadlines_of(timeout) if timeout is not None else None
+        if deadlines is not None:
+            deadlines.add(outcome)
+        # our own bookkeeping reads no context variables: one shared context, not a copy per call
+        outcome.add_done_callback(
+            _Decided(self, task, tool.name, shared, own, deadlines), context=self._context
+        )
+        return outcome
+
+    def _count(self, name: str, step: int) -> None:
+        """Calls running, overall and per tool, and their peaks."""
+        self.running += step
+        n = self._per_tool_running[name] = self._per_tool_running.get(name, 0) + step
+        if step > 0:
+            if self.running > self.peak_running:
+                self.peak_running = self.running
+            if n > self.peak_per_tool.get(name, 0):
+                self.peak_per_tool[name] = n
 
     def _runs_async_remotely(self, tool: Tool) -> bool:
         """Whether an async tool goes to :meth:`_run_sync`'s workers instead of the loop."""
@@ -436,6 +538,7 @@ class Executor:
             self._per_tool = {name: Limit(n) for name, n in self.tool_limits.items()}
             self._stragglers = {t for t in self._stragglers if not t.done()}
             self._deadlines = {}
+            self._context = contextvars.Context()
             self._on_new_loop()
 
     def _on_new_loop(self) -> None:
@@ -455,32 +558,20 @@ class Executor:
     async def _wait(
         self, fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[_T], None], subject: _T
     ) -> Any:
-        """``fut``'s result, or :class:`ToolTimeout` at the deadline, without waiting for
-        ``fut`` to acknowledge a cancellation (``give_up(subject)`` is called instead)."""
-        if not fut.done():
-            waiter = asyncio.get_running_loop().create_future()
-            wake = functools.partial(_wake, waiter)
-            fut.add_done_callback(wake)
-            deadlines = self._deadlines_of(timeout) if timeout is not None else None
+        """``fut``'s result (a worker fills it in), or :class:`ToolTimeout` at the deadline (a
+        timer fails ``fut``); on a timeout or a cancel ``give_up(subject)`` is called instead
+        of waiting for the worker to notice."""
+        deadlines = self._deadlines_of(timeout) if timeout is not None and not fut.done() else None
+        if deadlines is not None:
+            deadlines.add(fut)
+        try:
+            return await fut
+        except (asyncio.CancelledError, ToolTimeout):
+            give_up(subject)
+            raise
+        finally:
             if deadlines is not None:
-                deadlines.add(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                fut.remove_done_callback(wake)
-                give_up(subject)
-                raise
-            finally:
-                if deadlines is not None:
-                    deadlines.forget_done()
-            if not fut.done():
-                fut.remove_done_callback(wake)
-                give_up(subject)
-                assert timeout is not None
-                raise ToolTimeout(timeout)
-        if fut.cancelled():  # the tool cancelled itself; we did not
-            raise ToolFailed(asyncio.CancelledError("the tool raised CancelledError"))
-        return fut.result()
+                deadlines.forget_done()
 
     def _deadlines_of(self, timeout: float) -> _Deadlines:
         deadlines = self._deadlines.get(timeout)
