@@ -52,8 +52,9 @@ def test_the_example_is_the_turn_as_the_mode_shows_it(mode: str) -> None:
         assert any(json.loads(m.content).get("status") == "pending" for m in messages if m.role == "tool")
 
 
-def test_a_real_model_gets_the_example_after_a_warm_up_request() -> None:
-    entry = get_entry(f"{BASE}_0")
+@pytest.mark.parametrize("entry_id", [f"{BASE}_0", "multi_turn_miss_func_0"])
+def test_a_real_model_gets_the_example_after_a_warm_up_request(entry_id: str) -> None:
+    entry = get_entry(entry_id)
     config = Config(model="sim", delay_s=0.0, max_steps=2, modes=("async",))
     with SimServer(["ok"] * (2 * entry.turns + 1)) as srv:
         from asyncfc.models import OpenAIChatModel
@@ -64,7 +65,7 @@ def test_a_real_model_gets_the_example_after_a_warm_up_request() -> None:
                 OpenAIChatModel(srv.model_name, base_url=srv.base_url, max_tokens=1) as warm,
             ):
                 run = await run_entry(entry, build_plan(entry), "async", config, model=model, warm_model=warm)
-            assert any(n.startswith("worked example: multi_turn_base_") for n in run.notes)
+            assert any(n.startswith(f"worked example: {entry.category}_") for n in run.notes)
 
         asyncio.run(main())
         bodies = [r.body for r in srv.model_requests]

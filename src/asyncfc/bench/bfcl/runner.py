@@ -508,11 +508,16 @@ async def run_entry(
 
 
 async def _warm_up(warm_model: Model, agent: Agent, entry: Entry, config: Config) -> None:
-    """One untimed step with ``agent``'s prefix, on fresh instances with instant tools."""
+    """One untimed step with ``agent``'s prefix, on fresh instances with instant tools (the
+    ones the first turn shows, when functions are held out)."""
     instant = dataclasses.replace(config, delay_s=0.0, delay_profile={})
+    tools = entry_tools(instances_for(entry), instant)
+    if entry.missed_function:
+        shown = {d["name"] for d in entry.functions(0)}
+        tools = [t for t in tools if t.name in shown]
     warm = Agent(
         warm_model,
-        entry_tools(instances_for(entry), instant),
+        tools,
         mode=agent.mode,
         system_prompt=agent.system_prompt,
         parallel_tool_calls=agent.parallel_tool_calls,
