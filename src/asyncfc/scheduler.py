@@ -301,8 +301,7 @@ class _Gate:
         if scheduler._tasks.get(call) is not self:
             return
         del scheduler._tasks[call]
-        reason = scheduler._cancel_reasons.pop(call, "the session was closed before the call finished")
-        scheduler._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
+        scheduler._resolve(call, error=scheduler._cancelled(call))
         scheduler.hazards.finish(call)
 
 
@@ -459,8 +458,7 @@ class Scheduler:
 
     def _finished(self, call: Call, tool: Tool, outcome: asyncio.Future[Any]) -> None:
         if outcome.cancelled():
-            reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
-            self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
+            self._resolve(call, error=self._cancelled(call))
         else:
             exc = outcome.exception()
             if exc is None:
@@ -486,8 +484,7 @@ class Scheduler:
         try:
             await original.future.wait()
         except asyncio.CancelledError:
-            reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
-            self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
+            self._resolve(call, error=self._cancelled(call))
             raise
         finally:
             self._tasks.pop(call, None)
@@ -555,22 +552,23 @@ class Scheduler:
             if kwargs is None:
                 return
             call.dispatched_at = self.trace.now()
-            started = _Started(call, self.trace.t0)
-            if self._limit is not None:
-                async with self._limit:
-                    value = await self.executor.run(tool, kwargs, started)
-            else:
-                value = await self.executor.run(tool, kwargs, started)
+            assert self._limit is not None  # only a call under a per-session limit has this task
+            async with self._limit:
+                value = await self.executor.run(tool, kwargs, _Started(call, self.trace.t0))
             self._resolve(call, value=jsonable(value))
         except asyncio.CancelledError:
-            reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
-            self._resolve(call, error=CallError(ErrorKind.CANCELLED, f"cancelled: {reason}"))
+            self._resolve(call, error=self._cancelled(call))
             raise
         except BaseException as exc:
             self._resolve(call, error=_failure(tool, exc))
         finally:
             self.hazards.finish(call)
             self._tasks.pop(call, None)
+
+    def _cancelled(self, call: Call) -> CallError:
+        """The error of a call cancelled before it finished (with the reason given, if any)."""
+        reason = self._cancel_reasons.pop(call, "the session was closed before the call finished")
+        return CallError(ErrorKind.CANCELLED, f"cancelled: {reason}")
 
     def _resolve(self, call: Call, *, value: Any = None, error: CallError | None = None) -> None:
         if call.future.done:

@@ -409,22 +409,27 @@ class Executor:
         """
         if self._loop is not asyncio.get_running_loop():
             self._bind()
-        if tool.is_async and not self._runs_async_remotely(tool):
-            shared = self._global
-            own = self._per_tool.get(tool.name) if self._per_tool else None
-            if shared is None or shared.try_acquire():
-                if own is None or own.try_acquire():
-                    return self._start_async(tool, kwargs, on_start, shared, own)
-                if shared is not None:
-                    shared.release()
-        return self._queued(tool, kwargs, on_start)
+        shared = self._global
+        own = self._per_tool.get(tool.name) if self._per_tool else None
+        local_async = tool.is_async and not self._runs_async_remotely(tool)
+        if local_async and (shared is None or shared.try_acquire()):
+            if own is None or own.try_acquire():
+                return self._start_async(tool, kwargs, on_start, shared, own)
+            if shared is not None:
+                shared.release()
+        return self._queued(tool, kwargs, on_start, shared, own)
 
-    async def _queued(self, tool: Tool, kwargs: Mapping[str, Any], on_start: Callable[[float], None]) -> Any:
+    async def _queued(
+        self,
+        tool: Tool,
+        kwargs: Mapping[str, Any],
+        on_start: Callable[[float], None],
+        shared: Limit | None,
+        own: Limit | None,
+    ) -> Any:
         """A call that waits for its limits (taken and released in this order), or runs in
         :meth:`_run_sync`'s workers."""
         name = tool.name
-        shared = self._global
-        own = self._per_tool.get(name) if self._per_tool else None
         if shared is not None:
             await shared.acquire()
         try:
@@ -438,8 +443,7 @@ class Executor:
             return await self._start_async(tool, kwargs, on_start, shared, own)  # it releases them
         self._count(name, 1)
         try:
-            timeout = tool.timeout if tool.timeout is not None else self.default_timeout
-            value = await self._run_sync(tool, kwargs, timeout, on_start)
+            value = await self._run_sync(tool, kwargs, self._timeout_of(tool), on_start)
         finally:
             self._count(name, -1)
             if own is not None:
@@ -464,7 +468,7 @@ class Executor:
         self._count(tool.name, 1)
         on_start(time.perf_counter())
         task = loop.create_task(_fulfil(outcome, tool.fn, dict(kwargs)))
-        timeout = tool.timeout if tool.timeout is not None else self.default_timeout
+        timeout = self._timeout_of(tool)
         deadlines = self._deadlines_of(timeout) if timeout is not None else None
         if deadlines is not None:
             deadlines.add(outcome)
@@ -473,6 +477,9 @@ class Executor:
             _Decided(self, task, tool.name, shared, own, deadlines), context=self._context
         )
         return outcome
+
+    def _timeout_of(self, tool: Tool) -> float | None:
+        return tool.timeout if tool.timeout is not None else self.default_timeout
 
     def _count(self, name: str, step: int) -> None:
         """Calls running, overall and per tool, and their peaks."""
