@@ -125,6 +125,11 @@ def placeholder(fid: str, output_example: Any = None) -> dict[str, Any]:
     return out
 
 
+def resolved(fid: str, value: Any) -> dict[str, Any]:
+    """What the model receives for a resolved call in async mode (its value, delivered)."""
+    return {"future": fid, "status": "resolved", "value": value}
+
+
 def _mirror(example: Any, path: str) -> Any:
     if isinstance(example, Mapping):
         return {str(k): _mirror(v, f"{path}.{k}") for k, v in example.items()}
@@ -344,4 +349,4 @@ class Resolved:
     def to_json(self) -> dict[str, Any]:
         if self.error is not None:
             return {"future": self.fid, "status": "failed", **self.error.to_json()}
-        return {"future": self.fid, "status": "resolved", "value": self.value}
+        return resolved(self.fid, self.value)

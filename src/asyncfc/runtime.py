@@ -26,6 +26,7 @@ from .futures import (
     dumps,
     future_id,
     placeholder,
+    resolved,
     widen_schema,
 )
 from .scheduler import Call, Mode, Scheduler
@@ -243,8 +244,7 @@ class Runtime:
         """A resolved call as the model reads it in async mode (does not mark it delivered)."""
         if call.error is not None:
             return failure(call.id, call.error)
-        # Resolved(...).to_json(), without a record per delivery
-        return {"future": call.id, "status": "resolved", "value": self._for_model(call.value)}
+        return resolved(call.id, self._for_model(call.value))
 
     def sync_text(self, call: Call) -> str:
         """A resolved call's tool message in sync and parallel modes (no futures shown)."""

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..futures import AWAIT_TOOL
+from ..futures import AWAIT_TOOL, resolved
 from ..models.base import Message, ModelProfile, ToolCall
 from ..models.openai_chat import OpenAIChatModel
 from .server import ensure_server
@@ -51,10 +51,6 @@ def _example(is_async: bool) -> list[Message]:
         call("save_note", {"text": "coffee: 4.5 dollars, tea: 1.5 dollars"}, "saved")
         call("save_note", {"text": "buy tea"}, "saved")
     else:  # what the runtime really shows: placeholders, values delivered with later results
-
-        def resolved(fid: str, value: Any) -> dict[str, Any]:
-            return {"future": fid, "status": "resolved", "value": value}
-
         pending = {"status": "pending"}
         earlier = "resolved_earlier"
         call("lookup_price", {"item": "coffee"}, {"future": "fut_91", **pending})
