@@ -2,9 +2,9 @@
 
 Works against api.openai.com, vLLM, llama.cpp's ``llama-server``, Ollama, ... through the
 official ``openai`` SDK's async client. Streaming is the point: a call is announced
-(:class:`ToolCallReady`) as soon as its arguments are known complete, i.e. when the next
-call starts in the stream or the stream ends, so the agent can dispatch it while the model
-is still decoding the rest of its turn.
+(:class:`ToolCallReady`) as soon as its arguments are known complete, i.e. when they close
+a JSON object, when the next call starts in the stream or when the stream ends, so the
+agent can dispatch it while the model is still decoding the rest of its turn.
 
 Local servers have quirks this adapter absorbs so a run can continue:
 
@@ -186,6 +186,20 @@ class _Slot:
     name: str = ""
     args: list[str] = field(default_factory=list)
     call: ToolCall | None = None
+    open_braces: int = 0
+    """``{`` minus ``}`` in the arguments so far (strings included): a cheap filter before
+    trying to parse them as a finished object."""
+
+    def closed_object(self) -> bool:
+        """Whether the arguments so far are a whole JSON object: nothing valid can follow it,
+        so the call is complete before the stream says so (the server still has to decode
+        the closing tokens of its own format)."""
+        if self.open_braces != 0 or not self.args or not self.args[-1].rstrip().endswith("}"):
+            return False
+        try:
+            return isinstance(json.loads(self.arguments), dict)
+        except (ValueError, RecursionError):
+            return False
 
     @property
     def arguments(self) -> str:
@@ -193,7 +207,9 @@ class _Slot:
 
 
 class _CallAssembler:
-    """Accumulates tool-call deltas by index and releases calls, in order, once complete."""
+    """Accumulates tool-call deltas by index and releases calls, in order, once complete:
+    when a later call starts, when the stream ends, or (the last call) as soon as its
+    arguments close a JSON object."""
 
     def __init__(self, new_id: Callable[[], str], used: set[str] | None = None) -> None:
         self._new_id = new_id
@@ -223,7 +239,17 @@ class _CallAssembler:
             slot.name = name  # sent once; some servers repeat it, never split it
         if arguments:
             slot.args.append(arguments)
-        return self._release(upto=len(self.slots) - 1, force=False)
+            slot.open_braces += arguments.count("{") - arguments.count("}")
+        ready = self._release(upto=len(self.slots) - 1, force=False)
+        if (
+            self._released == len(self.slots) - 1
+            and slot is self.slots[-1]
+            and slot.id
+            and slot.name
+            and slot.closed_object()
+        ):
+            ready += self._release(upto=len(self.slots), force=True)
+        return ready
 
     def finish(self) -> list[ToolCall]:
         """The stream ended: every remaining call is as complete as it will get."""
