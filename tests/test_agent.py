@@ -114,9 +114,9 @@ def test_references_are_future_ids_in_async_and_values_otherwise(mode: Mode) -> 
     assert second.value == 3
     assert second.resolved_arguments == {"x": 2}
     if mode == "async":
-        assert second.arguments == {"x": "fut_1"} and second.deps == [1]
+        assert second.arguments == {"x": "fut_1"} and second.deps == (1,)
     else:
-        assert second.arguments == {"x": 2} and second.deps == []
+        assert second.arguments == {"x": 2} and second.deps == ()
 
 
 def test_sync_tools_run_in_worker_threads() -> None:
@@ -545,7 +545,7 @@ def test_label_with_reference_inside_a_longer_string_is_widened(mode: Mode) -> N
     assert third.value == 1, mode  # the read saw the earlier write to files/d/b
     if mode == "async":
         assert third.resolved_arguments == {"path": "d/b"}
-        assert third.waited_for == [1]
+        assert third.waited_for == (1,)
 
 
 def _gated_tool(gate: asyncio.Event, fail: bool = False) -> Tool:

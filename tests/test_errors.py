@@ -308,7 +308,7 @@ def test_failure_does_not_cancel_a_later_conflicting_call() -> None:
     result = run(Agent(model, [fail, append], mode="async").run("go"))
     failed, appended = result.calls
     assert failed.error is not None and appended.value == 1 and store == ["a"]
-    assert appended.waited_for == [1]  # ordered after the failing call, yet still run
+    assert appended.waited_for == (1,)  # ordered after the failing call, yet still run
 
 
 def test_cancelling_a_run_cancels_every_pending_call() -> None:

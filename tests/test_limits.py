@@ -42,6 +42,46 @@ def test_session_limit_caps_concurrency() -> None:
     assert peak[0] == 3
 
 
+def test_session_limit_with_references_cancels_and_close() -> None:
+    """Under a per-session limit, calls that wait for a slot keep program order, may be
+    cancelled while they wait (the slot passes on), pass values on, and resolve to
+    ``cancelled`` when the session closes before they start."""
+    from asyncfc import Runtime
+    from asyncfc.errors import ErrorKind
+
+    started: list[int] = []
+    release = asyncio.Event()
+
+    @tool(pure=True)
+    async def slow(i: int) -> int:
+        """Wait for the test to release it."""
+        started.append(i)
+        await release.wait()
+        return i * 10
+
+    async def main() -> None:
+        async with Runtime([slow], mode="async", max_concurrency=2, grace_s=0.0) as rt:
+            calls = [rt.submit("slow", {"i": i}) for i in range(4)]
+            ref = rt.submit("slow", '{"i": "fut_1"}')  # waits for fut_1, then for a slot
+            await asyncio.sleep(0.05)
+            assert started == [0, 1]  # two slots
+            rt.cancel(calls[2], "not needed")  # queued: resolves now, without taking a slot
+            assert calls[2].error is not None and calls[2].error.kind is ErrorKind.CANCELLED
+            release.set()
+            await rt.wait_all([calls[0], calls[1], calls[3], ref])
+            assert [c.value for c in (*calls[:2], calls[3], ref)] == [0, 10, 30, 0]
+            assert sorted(started) == [0, 0, 1, 3]
+            release.clear()
+            waiting = [rt.submit("slow", {"i": i}) for i in range(5, 9)]
+            await asyncio.sleep(0.05)
+            assert sorted(started[4:]) == [5, 6]
+        # closed with two calls running and two queued: every one resolves to cancelled
+        assert all(c.error is not None and c.error.kind is ErrorKind.CANCELLED for c in waiting)
+        assert len(started) == 6
+
+    asyncio.run(main())
+
+
 def test_global_and_per_tool_limits() -> None:
     active, peak = [0], [0]
     agent = Agent(

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import CallError, ErrorKind
 from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
-from .executors._base import Limit
 from .futures import (
     FUTURE_PREFIX,
     MAX_NESTING,
@@ -54,9 +54,9 @@ class Call:
     """Parsed arguments, before references were substituted."""
     resolved_arguments: dict[str, Any] | None = None
     """The arguments the tool was actually called with."""
-    deps: list[int] = field(default_factory=list)
+    deps: tuple[int, ...] = ()
     """Futures this call referenced (data dependencies)."""
-    waited_for: list[int] = field(default_factory=list)
+    waited_for: tuple[int, ...] = ()
     """Earlier calls it had to wait for because of read/write hazards."""
     emitted_at: float = 0.0
     dispatched_at: float | None = None
@@ -241,10 +241,11 @@ class _Finished:
 
 
 class _Gate:
-    """A call waiting for earlier calls (its references, its hazards) without a task of its
-    own: each of them counts down as it resolves, and at zero the call is prepared and
-    dispatched from a loop callback (never from inside another call's resolution, so a long
-    chain of failures does not recurse)."""
+    """A call waiting, without a task of its own, for earlier calls (its references, its
+    hazards) and, under a per-session limit, for a free slot. Each earlier call counts down
+    as it resolves; at zero the call is prepared and dispatched from a loop callback (never
+    from inside another call's resolution, so a long chain of failures does not recurse),
+    or queued for a slot."""
 
     __slots__ = ("arguments", "call", "context", "deps", "kwargs", "left", "loop", "scheduler", "tool")
 
@@ -284,16 +285,29 @@ class _Gate:
         scheduler, call, tool = self.scheduler, self.call, self.tool
         if scheduler._tasks.get(call) is not self:
             return  # cancelled meanwhile
-        del scheduler._tasks[call]
         try:
             kwargs = scheduler._prepare(call, tool, self.arguments, self.deps, self.kwargs)
         except BaseException as exc:  # a bug of ours: still resolve the call
             scheduler._resolve(call, error=_failure(tool, exc))
             kwargs = None
         if kwargs is None:
+            del scheduler._tasks[call]
             scheduler.hazards.finish(call)
-        else:
+        elif scheduler._take_slot(self):
+            del scheduler._tasks[call]
             scheduler._dispatch(call, tool, kwargs)
+        else:
+            self.kwargs = kwargs  # queued for a slot, still cancellable
+
+    def start(self) -> None:
+        """A slot was handed to this queued call: dispatch it (in the submitter's context)."""
+        scheduler, call = self.scheduler, self.call
+        if scheduler._tasks.get(call) is not self:
+            scheduler._free_slot()  # cancelled while queued: pass the slot on
+            return
+        del scheduler._tasks[call]
+        assert self.kwargs is not None
+        scheduler._dispatch(call, self.tool, self.kwargs)
 
     def cancel(self) -> None:
         """Resolve the call to ``cancelled`` now (it has not started)."""
@@ -366,7 +380,9 @@ class Scheduler:
         self.hazards = HazardIndex()
         self._tasks: dict[Call, asyncio.Future[Any] | _Gate] = {}
         self._cancel_reasons: dict[Call, str] = {}
-        self._limit = Limit(max_concurrency) if max_concurrency else None
+        self._slots = max_concurrency or None
+        """Free slots under a per-session limit (None: no limit); ``_queue`` waits for them."""
+        self._queue: deque[_Gate] = deque()
         self._on_resolved = on_resolved
         self._context = contextvars.Context()
 
@@ -408,7 +424,7 @@ class Scheduler:
                     call, ErrorKind.UNKNOWN_FUTURE, f"unknown future {ids} (not issued in this session)"
                 )
             deps = [self.calls[r - 1] for r in refs]
-            call.deps = refs
+            call.deps = tuple(refs)
         else:  # the arguments are final: validate now, so labels come from what the tool will get
             try:
                 kwargs = tool.validate(arguments)
@@ -427,18 +443,36 @@ class Scheduler:
             conflicts = self.hazards.register(call, reads, writes)
             if conflicts:
                 waits = conflicts
-                call.waited_for = sorted(c.seq for c in conflicts)
-        if self._limit is None:  # no task of our own: the call waits (if it must) in a _Gate
-            if kwargs is not None and not waits:
-                self._dispatch(call, tool, kwargs)
-            else:
-                self._tasks[call] = _Gate(self, call, tool, arguments, deps, waits, kwargs)
-            return call
-        # the task removes itself from _tasks when it ends (no done callback: one object less per call)
-        self._tasks[call] = asyncio.create_task(
-            self._run(call, tool, arguments, deps, waits, kwargs), name=f"asyncfc:{call.id}:{name}"
-        )
+                call.waited_for = tuple(sorted(c.seq for c in conflicts))
+        # no task of our own: a call that must wait does so in a _Gate
+        if kwargs is not None and not waits and (self._slots is None or self._slots > 0):
+            if self._slots is not None:
+                self._slots -= 1
+            self._dispatch(call, tool, kwargs)
+        else:
+            self._tasks[call] = _Gate(self, call, tool, arguments, deps, waits, kwargs)
         return call
+
+    def _take_slot(self, gate: _Gate) -> bool:
+        """Whether ``gate``'s call may start now; if not, it is queued until a slot frees."""
+        if self._slots is None:
+            return True
+        if self._slots > 0:
+            self._slots -= 1
+            return True
+        self._queue.append(gate)
+        return False
+
+    def _free_slot(self) -> None:
+        """A call under the per-session limit ended: the oldest queued call takes its slot."""
+        if self._slots is None:
+            return
+        while self._queue:
+            gate = self._queue.popleft()
+            if self._tasks.get(gate.call) is gate:
+                gate.loop.call_soon(gate.start, context=gate.context)
+                return
+        self._slots += 1
 
     def _dispatch(self, call: Call, tool: Tool, kwargs: dict[str, Any]) -> None:
         """Hand a call that may start now to the executor. An async tool comes back as the
@@ -449,6 +483,8 @@ class Scheduler:
         except BaseException as exc:  # a bug of ours or an executor's: still resolve the call
             self._resolve(call, error=_failure(tool, exc))
             self.hazards.finish(call)
+            if self._slots is not None:
+                self._free_slot()
             return
         if not isinstance(outcome, asyncio.Future):
             outcome = asyncio.get_running_loop().create_task(outcome, name=f"asyncfc:{call.id}:{tool.name}")
@@ -467,6 +503,8 @@ class Scheduler:
                 self._resolve(call, error=_failure(tool, exc))
         self.hazards.finish(call)
         self._tasks.pop(call, None)
+        if self._slots is not None:
+            self._free_slot()
 
     def repeat(self, original: Call, tool_call_id: str, *, user_turn: int = 0, step: int = 0) -> Call:
         """Take a call that repeats ``original``: it resolves to the same outcome without running."""
@@ -533,37 +571,6 @@ class Scheduler:
         call.future.set_error(CallError(kind, message))
         self._record(call)
         return call
-
-    async def _run(
-        self,
-        call: Call,
-        tool: Tool,
-        arguments: dict[str, Any],
-        deps: Sequence[Call],
-        waits: Collection[Call],
-        kwargs: dict[str, Any] | None,
-    ) -> None:
-        try:
-            for other in deps:
-                await other.future.wait()
-            for other in waits:
-                await other.future.wait()
-            kwargs = self._prepare(call, tool, arguments, deps, kwargs)
-            if kwargs is None:
-                return
-            call.dispatched_at = self.trace.now()
-            assert self._limit is not None  # only a call under a per-session limit has this task
-            async with self._limit:
-                value = await self.executor.run(tool, kwargs, _Started(call, self.trace.t0))
-            self._resolve(call, value=jsonable(value))
-        except asyncio.CancelledError:
-            self._resolve(call, error=self._cancelled(call))
-            raise
-        except BaseException as exc:
-            self._resolve(call, error=_failure(tool, exc))
-        finally:
-            self.hazards.finish(call)
-            self._tasks.pop(call, None)
 
     def _cancelled(self, call: Call) -> CallError:
         """The error of a call cancelled before it finished (with the reason given, if any)."""
