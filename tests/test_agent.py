@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from asyncfc import ToolDefinitionError, tool
-from asyncfc.agent import AWAIT_TOOL, Agent, RunResult
+from asyncfc.agent import ANSWER_NOW, AWAIT_TOOL, Agent, RunResult
 from asyncfc.models.base import Message, ToolCall
 from asyncfc.models.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from asyncfc.scheduler import Mode
@@ -661,4 +661,7 @@ def test_a_model_profile_adds_its_example_and_answers_repeats() -> None:
         assert sent[0].role == "system" and sent[0].content.startswith("Sys.\n\nBe brief.")
         assert [m.content for m in sent[1:3]] == ["example task", "example answer"]
         assert all(m.content != "example task" for m in result.messages)  # not part of the conversation
-        assert model.requests[2].tools == []  # a step of repeats only: the next one is asked to answer
+        # a step of repeats only: the next one is offered no tools and asked to answer, that once
+        assert model.requests[2].tools == []
+        assert model.requests[2].messages[-1] == Message("user", ANSWER_NOW)
+        assert all(m.content != ANSWER_NOW for m in result.messages)

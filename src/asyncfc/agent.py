@@ -79,6 +79,14 @@ def _check_choice(option: str, value: Any, valid: Sequence[str]) -> None:
         raise ConfigurationError(f"unknown {option} {value!r}; valid values: {', '.join(valid)}")
 
 
+ANSWER_NOW = (
+    "Your last calls repeated earlier ones and were not run again. Do not write a tool call: "
+    "answer my request now, in plain text, with the results above."
+)
+"""Sent, with no tools, after a step made only of repeats (a profile with ``answer_repeats``):
+without it a small model offered no tools writes its next call as text instead of answering."""
+
+
 @dataclass
 class RunResult:
     """What one user turn produced."""
@@ -378,6 +386,8 @@ class Session:
         if profile.example is not None:  # a fixed prefix: the provider's cache keeps it
             messages.extend(profile.example(agent.mode == "async"))
         messages.extend(history[1:] if skip else history)  # list copies run at memcpy speed; no shifts
+        if self._answer_now:  # this step only: the history keeps no trace of it
+            messages.append(Message("user", ANSWER_NOW))
         return ModelRequest(
             messages=messages,
             tools=[] if self._answer_now else agent.tool_specs(),
@@ -477,7 +487,7 @@ class Session:
             self.messages.append(msg)
             if answered is not None:
                 self._tool_messages[answered.seq] = msg
-        # a step made only of repeats is a loop: the next step gets no tools, so it answers
+        # a step made only of repeats is a loop: the next step gets no tools and ANSWER_NOW, so it answers
         self._answer_now = _repeats_only(calls) and self.agent.profile.answer_repeats
         for _, orphan in self._announced:  # dispatched early but missing from the final response
             self.runtime.hold(orphan)

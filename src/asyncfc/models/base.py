@@ -188,7 +188,7 @@ class ModelProfile:
     (a fixed prefix, so the provider's prompt cache keeps it), and answers a call that
     repeats an earlier identical one in the same user turn from that call instead of
     running it again; after a step made only of such repeats, the next step is offered no
-    tools, so the model answers instead of looping.
+    tools and asked for the answer, so the model answers instead of looping.
     """
 
     instructions: str = ""
