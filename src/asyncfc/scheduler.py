@@ -293,17 +293,18 @@ class _Gate:
         if kwargs is None:
             del scheduler._tasks[call]
             scheduler.hazards.finish(call)
-        elif scheduler._take_slot(self):
+        elif scheduler._claim_slot():
             del scheduler._tasks[call]
             scheduler._dispatch(call, tool, kwargs)
-        else:
-            self.kwargs = kwargs  # queued for a slot, still cancellable
+        else:  # queued for a slot, still cancellable
+            self.kwargs = kwargs
+            scheduler._queue.append(self)
 
     def start(self) -> None:
         """A slot was handed to this queued call: dispatch it (in the submitter's context)."""
         scheduler, call = self.scheduler, self.call
-        if scheduler._tasks.get(call) is not self:
-            scheduler._free_slot()  # cancelled while queued: pass the slot on
+        if scheduler._tasks.get(call) is not self:  # cancelled while queued: pass the slot on
+            scheduler._free_slot()
             return
         del scheduler._tasks[call]
         assert self.kwargs is not None
@@ -445,28 +446,24 @@ class Scheduler:
                 waits = conflicts
                 call.waited_for = tuple(sorted(c.seq for c in conflicts))
         # no task of our own: a call that must wait does so in a _Gate
-        if kwargs is not None and not waits and (self._slots is None or self._slots > 0):
-            if self._slots is not None:
-                self._slots -= 1
+        if kwargs is not None and not waits and self._claim_slot():
             self._dispatch(call, tool, kwargs)
         else:
             self._tasks[call] = _Gate(self, call, tool, arguments, deps, waits, kwargs)
         return call
 
-    def _take_slot(self, gate: _Gate) -> bool:
-        """Whether ``gate``'s call may start now; if not, it is queued until a slot frees."""
+    def _claim_slot(self) -> bool:
+        """Take a slot of the per-session limit if one is free (without a limit: always)."""
         if self._slots is None:
             return True
         if self._slots > 0:
             self._slots -= 1
             return True
-        self._queue.append(gate)
         return False
 
     def _free_slot(self) -> None:
         """A call under the per-session limit ended: the oldest queued call takes its slot."""
-        if self._slots is None:
-            return
+        assert self._slots is not None
         while self._queue:
             gate = self._queue.popleft()
             if self._tasks.get(gate.call) is gate:
