@@ -229,6 +229,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .bench.stats import efficiency
     from .bench.synthetic import Workload, run_synthetic
     from .trace import plot_timeline
 
@@ -275,7 +276,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     speedup = sync_s / async_s if async_s > 0 else None
     ideal_s = runs["sync"].ideal_s
     ideal = sync_s / ideal_s if ideal_s > 0 else None
-    efficiency = (sync_s - async_s) / (sync_s - ideal_s) if sync_s > ideal_s else None
+    share = efficiency(sync_s, async_s, ideal_s)
     report.update(
         {
             "task": demo.TASK,
@@ -284,7 +285,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "modes": {m: r.to_json() for m, r in runs.items()},
             "speedup": round(speedup, 3) if speedup else None,
             "ideal_speedup": round(ideal, 3) if ideal else None,
-            "efficiency": round(efficiency, 3) if efficiency is not None else None,
+            "efficiency": round(share, 3) if share is not None else None,
             "server": note,
         }
     )
@@ -301,7 +302,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if ideal:
             out.print(
                 f"ideal {ideal:.2f}x ({ideal_s:.1f} s: the sync run's model steps and tool times with zero "
-                f"overhead, no step waiting for a value it only passes on); efficiency {efficiency or 0:.0%}"
+                f"overhead, no step waiting for a value it only passes on); efficiency {share or 0:.0%}"
             )
         out.print(f"timeline: {png}")
     show.print(note, style="dim")

@@ -73,6 +73,12 @@ def speedup(sync_times: Sequence[float], other_times: Sequence[float]) -> float:
     return fmean(sync_times) / other
 
 
+def efficiency(sync_s: float, async_s: float, ideal_s: float) -> float | None:
+    """Share of the ideal saving async mode achieved, ``(T_sync - T_async) / (T_sync - T_ideal)``;
+    None when the ideal saves nothing."""
+    return (sync_s - async_s) / (sync_s - ideal_s) if sync_s > ideal_s else None
+
+
 def paired_ratio_ci(
     sync_times: Sequence[float],
     other_times: Sequence[float],

@@ -21,6 +21,7 @@ from ..models.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from ..scheduler import Mode
 from ..tools import Tool, tool
 from .ideal import IdealCall, IdealStep, ideal_time
+from .stats import efficiency
 
 MODES: tuple[Mode, ...] = ("sync", "parallel", "async")
 
@@ -136,8 +137,10 @@ async def run_synthetic(
     }
     if base:
         out["ideal_speedup"] = round(base / ideal, 3)
-        if "async" in out["modes"] and base > ideal:
-            out["efficiency"] = round((base - out["modes"]["async"]["wall_s"]) / (base - ideal), 3)
+        if "async" in out["modes"]:
+            share = efficiency(base, out["modes"]["async"]["wall_s"], ideal)
+            if share is not None:
+                out["efficiency"] = round(share, 3)
     if "async" in out["modes"]:
         out["async_vs_ideal"] = round(out["modes"]["async"]["wall_s"] / ideal, 3)
     fingerprints = list(prints.values())

@@ -16,7 +16,7 @@ from statistics import fmean
 from typing import Any
 
 from ...trace import Trace
-from ..stats import bootstrap_ci, mcnemar, paired_ratio_ci, speedup
+from ..stats import bootstrap_ci, efficiency, mcnemar, paired_ratio_ci, speedup
 
 Row = Mapping[str, Any]
 
@@ -117,8 +117,8 @@ def summarize(
     out["efficiency"] = None
     if "async" in modes:
         asy = [float(by["async"][e]["wall_s"]) for e in entries]
-        gap = sum(sync) - sum(ideal)
-        out["efficiency"] = _r((sum(sync) - sum(asy)) / gap) if gap > 0 else None
+        share = efficiency(sum(sync), sum(asy), sum(ideal))
+        out["efficiency"] = _r(share) if share is not None else None
         gap0 = sum(bounds["sync_ideal_s"]) - sum(ideal)
         out["savings_ratio"] = _r((sum(sync) - sum(asy)) / gap0) if gap0 > 0 else None
         out["async_over_ideal"] = _r(sum(asy) / sum(ideal))

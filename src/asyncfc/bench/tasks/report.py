@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from statistics import fmean
 from typing import Any
 
-from ..stats import mcnemar, paired_ratio_ci, speedup
+from ..stats import efficiency, mcnemar, paired_ratio_ci, speedup
 from .runner import Run
 
 
@@ -91,10 +91,10 @@ def summarize(
         ideal = [r.ideal_s for r in sync]
         if sum(ideal) > 0:
             out["ideal_speedup"] = _r(sum(sync_walls) / sum(ideal))
-            saving = sum(sync_walls) - sum(ideal)
-            if "async" in modes and saving > 0:
-                achieved = sum(sync_walls) - sum(by["async"][k].wall_s for k in keys)
-                out["efficiency"] = _r(achieved / saving)
+            if "async" in modes:
+                share = efficiency(sum(sync_walls), sum(by["async"][k].wall_s for k in keys), sum(ideal))
+                if share is not None:
+                    out["efficiency"] = _r(share)
         if "async" in modes:
             s_unc = fmean(r.uncached_prompt_tokens for r in sync)
             a_unc = fmean(by["async"][k].uncached_prompt_tokens for k in keys)
