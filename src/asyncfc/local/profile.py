@@ -15,9 +15,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..futures import AWAIT_TOOL, resolved
+from ..futures import AWAIT_TOOL, placeholder, resolved
 from ..models.base import Message, ModelProfile, ToolCall
 from ..models.openai_chat import OpenAIChatModel
+from ..runtime import EARLIER
 from .server import ensure_server
 from .weights import DEFAULT_SIZE
 
@@ -51,23 +52,21 @@ def _example(is_async: bool) -> list[Message]:
         call("save_note", {"text": "coffee: 4.5 dollars, tea: 1.5 dollars"}, "saved")
         call("save_note", {"text": "buy tea"}, "saved")
     else:  # what the runtime really shows: placeholders, values delivered with later results
-        pending = {"status": "pending"}
-        earlier = "resolved_earlier"
-        call("lookup_price", {"item": "coffee"}, {"future": "fut_91", **pending})
+        call("lookup_price", {"item": "coffee"}, placeholder("fut_91"))
         call(
             "lookup_price",
             {"item": "tea"},
-            {"future": "fut_92", **pending, earlier: [resolved("fut_91", 4.5)]},
+            {**placeholder("fut_92"), EARLIER: [resolved("fut_91", 4.5)]},
         )
         call(
             "save_note",
             {"text": "coffee: fut_91 dollars, tea: fut_92 dollars"},
-            {"future": "fut_93", **pending},
+            placeholder("fut_93"),
         )
         call(
             AWAIT_TOOL,
             {"ids": ["fut_92"]},
-            {**resolved("fut_92", 1.5), earlier: [resolved("fut_93", "saved")]},
+            {**resolved("fut_92", 1.5), EARLIER: [resolved("fut_93", "saved")]},
         )
         call("save_note", {"text": "buy tea"}, resolved("fut_94", "saved"))
     messages.append(
