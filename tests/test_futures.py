@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asyncfc.errors import CallError, ErrorKind
 from asyncfc.futures import (
@@ -17,6 +20,7 @@ from asyncfc.futures import (
     substitute,
     widen_schema,
 )
+from asyncfc.scheduler import _references
 
 
 def futures(*values: Any) -> dict[int, Future]:
@@ -190,3 +194,28 @@ def test_string_parameters_receive_values_as_text() -> None:
         {"content": "fut_1", "n": "fut_1", "note": "fut_2"}, table.get, text_params={"content", "note"}
     )
     assert out == {"content": "270.0", "n": 270.0, "note": '{"a": 1}'}
+
+
+_texts = st.lists(
+    st.sampled_from(["fut_", "fut_1", "7", ".a", "[0]", " ", "x", "\n", "\\", '"', "é", "_"]), max_size=6
+).map("".join)
+_json_values = st.recursive(
+    st.none() | st.integers() | _texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_texts, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.dictionaries(_texts, _json_values, max_size=4), st.booleans())
+def test_references_read_from_the_text_match_the_parsed_arguments(
+    args: dict[str, Any], ascii_only: bool
+) -> None:
+    """The scheduler scans the JSON text when it has no escapes; it must find what a walk finds."""
+    raw = json.dumps(args, ensure_ascii=ascii_only)
+    assert _references(raw, json.loads(raw)) == sorted(find_references(json.loads(raw)))
+
+
+def test_references_spelled_with_escapes_are_found() -> None:
+    raw = r'{"a": "\u0066ut_2", "b": "x\nfut_3", "c": "xfut_4"}'
+    assert _references(raw, json.loads(raw)) == [2, 3]

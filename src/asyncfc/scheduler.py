@@ -21,6 +21,7 @@ from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
 from .futures import (
     FUTURE_PREFIX,
     MAX_NESTING,
+    REFERENCE,
     Future,
     ReferenceError_,
     find_references,
@@ -93,19 +94,26 @@ class Call:
 class _Node:
     """One label path segment; its sets are made on first use (most nodes hold one call)."""
 
-    __slots__ = ("below_readers", "below_writers", "children", "key", "readers", "writer")
+    __slots__ = ("below_readers", "below_writers", "children", "key", "parent", "readers", "writer")
 
-    def __init__(self, key: str = "") -> None:
+    def __init__(self, key: str = "", parent: _Node | None = None) -> None:
         self.key = key
+        self.parent = parent
+        """The segment above (None at the root): a call keeps only its labels' last nodes."""
         self.children: dict[str, _Node] | None = None
         self.writer: Call | None = None
         self.readers: set[Call] | None = None
         self.below_writers: set[Call] | None = None
         self.below_readers: set[Call] | None = None
 
-
-_Entry = tuple[list[_Node], bool]
-"""A label of one call: its path from the root, and whether the call writes it."""
+    def busy(self) -> bool:
+        return bool(
+            self.children
+            or self.writer is not None
+            or self.readers
+            or self.below_writers
+            or self.below_readers
+        )
 
 
 class HazardIndex:
@@ -118,11 +126,11 @@ class HazardIndex:
 
     def __init__(self) -> None:
         self.root = _Node()
-        self._where: dict[Call, tuple[list[_Node], ...]] = {}
-        """Each call's label paths (whether it writes them does not matter to ``finish``)."""
+        self._where: dict[Call, _Node | tuple[_Node, ...]] = {}
+        """Each call's label nodes: one node, or a tuple when it has several labels."""
 
-    def _path(self, label: str) -> list[_Node]:
-        node, path = self.root, [self.root]
+    def _node(self, label: str) -> _Node:
+        node = self.root
         if label != ROOT:
             for part in label.split("/"):
                 children = node.children
@@ -130,10 +138,9 @@ class HazardIndex:
                     children = node.children = {}
                 child = children.get(part)
                 if child is None:
-                    child = children[part] = _Node(part)
+                    child = children[part] = _Node(part, node)
                 node = child
-                path.append(node)
-        return path
+        return node
 
     def register(self, call: Call, reads: set[str], writes: set[str]) -> set[Call]:
         """Record ``call`` and return the earlier unfinished calls it conflicts with."""
@@ -141,29 +148,29 @@ class HazardIndex:
             return set()
         if writes:
             reads = reads - writes
-        entries: list[_Entry] = [(self._path(w), True) for w in sorted(writes)]
-        entries += [(self._path(r), False) for r in sorted(reads)]
+        entries = [(self._node(w), True) for w in sorted(writes)]
+        entries += [(self._node(r), False) for r in sorted(reads)]
         waits: set[Call] = set()
-        for path, writing in entries:
-            node = path[-1]
-            for anc in path:
+        for node, writing in entries:
+            anc: _Node | None = node  # walked up by parent links: no path list per call
+            while anc is not None:
                 if anc.writer is not None:
                     waits.add(anc.writer)
                 if writing and anc.readers:
                     waits.update(anc.readers)
+                anc = anc.parent
             if node.below_writers:
                 waits.update(node.below_writers)
             if writing and node.below_readers:
                 waits.update(node.below_readers)
         waits.discard(call)
-        for path, writing in entries:
-            node = path[-1]
-            ancestors = path[:-1]
+        for node, writing in entries:
             if writing:
                 covered = {*(node.below_writers or ()), *(node.below_readers or ()), *(node.readers or ())}
                 if node.writer is not None:
                     covered.add(node.writer)
-                for anc in ancestors:
+                anc = node.parent
+                while anc is not None:
                     if covered:
                         if anc.below_writers:
                             anc.below_writers.difference_update(covered)
@@ -172,41 +179,46 @@ class HazardIndex:
                     if anc.below_writers is None:
                         anc.below_writers = set()
                     anc.below_writers.add(call)
+                    anc = anc.parent
                 node.writer = call
                 node.readers = node.below_writers = node.below_readers = None
             else:
                 if node.readers is None:
                     node.readers = set()
                 node.readers.add(call)
-                for anc in ancestors:
+                anc = node.parent
+                while anc is not None:
                     if anc.below_readers is None:
                         anc.below_readers = set()
                     anc.below_readers.add(call)
-        if entries:
-            self._where[call] = tuple([path for path, _ in entries])  # no (path, bool) pair kept per label
+                    anc = anc.parent
+        # one node per call in the usual case, not a list of paths
+        self._where[call] = entries[0][0] if len(entries) == 1 else tuple(n for n, _ in entries)
         return waits
 
     def finish(self, call: Call) -> None:
-        for path in self._where.pop(call, ()):
-            node = path[-1]
+        where = self._where.pop(call, None)
+        if where is None:
+            return
+        for node in (where,) if isinstance(where, _Node) else where:
             if node.writer is call:
                 node.writer = None
             if node.readers:
                 node.readers.discard(call)
-            for anc in path[:-1]:
+            anc = node.parent
+            while anc is not None:
                 if anc.below_writers:
                     anc.below_writers.discard(call)
                 if anc.below_readers:
                     anc.below_readers.discard(call)
+                anc = anc.parent
             # drop the nodes nothing is registered at or below any more, so the index holds
             # the labels of unfinished calls only, not every label the session ever touched
-            for i in range(len(path) - 1, 0, -1):
-                n = path[i]
-                if n.children or n.writer is not None or n.readers or n.below_writers or n.below_readers:
-                    break
-                parent = path[i - 1]
-                if parent.children is not None and parent.children.get(n.key) is n:
-                    del parent.children[n.key]
+            while node.parent is not None and not node.busy():
+                parent = node.parent
+                if parent.children is not None and parent.children.get(node.key) is node:
+                    del parent.children[node.key]
+                node = parent
 
     def __len__(self) -> int:
         return len(self._where)
@@ -354,9 +366,17 @@ def _parse(raw: str) -> dict[str, Any] | str:
     return arguments
 
 
-def _may_refer(raw: str) -> bool:
-    """Whether arguments text can hold a reference at all (a JSON escape could spell one)."""
-    return FUTURE_PREFIX in raw or "\\u" in raw
+def _references(raw: str, arguments: dict[str, Any]) -> list[int]:
+    """Sequence numbers of the futures the arguments refer to, in order.
+
+    JSON text without a backslash spells every key and string exactly as parsed, so the
+    text itself is scanned (no walk over the parsed value); an escape could spell a
+    reference (``\\u``) or change a word boundary (``\\n``), so then the value is walked."""
+    if FUTURE_PREFIX not in raw and "\\u" not in raw:
+        return []
+    if "\\" not in raw:
+        return sorted({int(m.group(1)) for m in REFERENCE.finditer(raw)})
+    return sorted(find_references(arguments))
 
 
 class Scheduler:
@@ -414,9 +434,7 @@ class Scheduler:
         deps: Sequence[Call] = ()  # empty tuples, not fresh containers: thousands of calls wait at once
         waits: Collection[Call] = ()
         kwargs: dict[str, Any] | None = None
-        refs = (
-            sorted(find_references(arguments)) if self.mode == "async" and _may_refer(raw_arguments) else []
-        )
+        refs = _references(raw_arguments, arguments) if self.mode == "async" else []
         if refs:
             unknown = [r for r in refs if not 0 < r < call.seq]
             if unknown:
