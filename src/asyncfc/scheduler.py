@@ -405,7 +405,6 @@ class Scheduler:
         """Free slots under a per-session limit (None: no limit); ``_queue`` waits for them."""
         self._queue: deque[_Gate] = deque()
         self._on_resolved = on_resolved
-        self._context = contextvars.Context()
 
     def lookup(self, seq: int) -> Future | None:
         return self.calls[seq - 1].future if 0 < seq <= len(self.calls) else None
@@ -494,18 +493,14 @@ class Scheduler:
         executor's outcome future, so the call costs one task (the tool's), not two."""
         call.dispatched_at = self.trace.now()
         try:
-            outcome = self.executor.run(tool, kwargs, _Started(call, self.trace.t0))
+            self._tasks[call] = self.executor.run(
+                tool, kwargs, _Started(call, self.trace.t0), _Finished(self, call, tool)
+            )
         except BaseException as exc:  # a bug of ours or an executor's: still resolve the call
             self._resolve(call, error=_failure(tool, exc))
             self.hazards.finish(call)
             if self._slots is not None:
                 self._free_slot()
-            return
-        if not isinstance(outcome, asyncio.Future):
-            outcome = asyncio.get_running_loop().create_task(outcome, name=f"asyncfc:{call.id}:{tool.name}")
-        self._tasks[call] = outcome
-        # _finished reads no context variables: one shared context, not a copy per call
-        outcome.add_done_callback(_Finished(self, call, tool), context=self._context)
 
     def _finished(self, call: Call, tool: Tool, outcome: asyncio.Future[Any]) -> None:
         if outcome.cancelled():

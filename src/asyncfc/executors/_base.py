@@ -27,7 +27,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -85,7 +85,7 @@ def _guarded(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
 
 
 async def _fulfil(
-    outcome: asyncio.Future[Any], fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]
+    outcome: asyncio.Future[Any], fn: Callable[..., Awaitable[Any]], kwargs: Mapping[str, Any]
 ) -> None:
     """An async tool's task: run it and put what it returns or raises into ``outcome``
     (unless the deadline or a cancel decided ``outcome`` first)."""
@@ -239,7 +239,7 @@ class _Decided:
     """Done callback of an async call's outcome future (a slotted object, not a closure):
     release its limits and, when the deadline or a cancel decided it, give up its task."""
 
-    __slots__ = ("deadlines", "executor", "name", "own", "shared", "task")
+    __slots__ = ("deadlines", "executor", "name", "on_done", "own", "shared", "task")
 
     def __init__(
         self,
@@ -249,6 +249,7 @@ class _Decided:
         shared: Limit | None,
         own: Limit | None,
         deadlines: _Deadlines | None,
+        on_done: Callable[[asyncio.Future[Any]], None] | None,
     ) -> None:
         self.executor = executor
         self.task = task
@@ -256,6 +257,7 @@ class _Decided:
         self.shared = shared
         self.own = own
         self.deadlines = deadlines
+        self.on_done = on_done
 
     def __call__(self, outcome: asyncio.Future[Any]) -> None:
         executor = self.executor
@@ -268,6 +270,8 @@ class _Decided:
             self.deadlines.forget_done()
         if not self.task.done():
             executor._give_up(self.task)
+        if self.on_done is not None:
+            self.on_done(outcome)
 
 
 class _DaemonThreadPool:
@@ -398,14 +402,19 @@ class Executor:
         """Raise :class:`~asyncfc.ToolDefinitionError` if ``tool`` cannot run on this executor."""
 
     def run(
-        self, tool: Tool, kwargs: Mapping[str, Any], on_start: Callable[[float], None]
-    ) -> asyncio.Future[Any] | Coroutine[Any, Any, Any]:
-        """Run one call to completion; awaiting it raises :class:`ToolTimeout`, :class:`ToolFailed`
-        or :class:`WorkerLost`.
+        self,
+        tool: Tool,
+        kwargs: Mapping[str, Any],
+        on_start: Callable[[float], None],
+        on_done: Callable[[asyncio.Future[Any]], None] | None = None,
+    ) -> asyncio.Future[Any]:
+        """Start one call; its outcome future. Awaiting it gives the tool's value or raises
+        :class:`ToolTimeout`, :class:`ToolFailed` or :class:`WorkerLost`; cancelling it
+        cancels the call. ``on_done(outcome)`` runs once it is decided, after the
+        executor's own bookkeeping (one done callback per call, not two).
 
-        An async tool whose limits have room starts now, and the result is its outcome
-        future (the caller needs no task of its own to wait for it); otherwise a coroutine
-        that waits for the limits first.
+        An async tool whose limits have room starts now, on the loop, with no task but its
+        own; otherwise a task waits for the limits first (or for a worker, for sync tools).
         """
         if self._loop is not asyncio.get_running_loop():
             self._bind()
@@ -414,10 +423,15 @@ class Executor:
         local_async = tool.is_async and not self._runs_async_remotely(tool)
         if local_async and (shared is None or shared.try_acquire()):
             if own is None or own.try_acquire():
-                return self._start_async(tool, kwargs, on_start, shared, own)
+                return self._start_async(tool, kwargs, on_start, shared, own, on_done)
             if shared is not None:
                 shared.release()
-        return self._queued(tool, kwargs, on_start, shared, own)
+        task = asyncio.get_running_loop().create_task(
+            self._queued(tool, kwargs, on_start, shared, own), name=f"asyncfc:{tool.name}"
+        )
+        if on_done is not None:
+            task.add_done_callback(on_done, context=self._context)
+        return task
 
     async def _queued(
         self,
@@ -461,20 +475,21 @@ class Executor:
         on_start: Callable[[float], None],
         shared: Limit | None,
         own: Limit | None,
+        on_done: Callable[[asyncio.Future[Any]], None] | None = None,
     ) -> asyncio.Future[Any]:
         """Start an async tool on the loop (its limits already taken); its outcome future."""
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Any] = loop.create_future()
         self._count(tool.name, 1)
         on_start(time.perf_counter())
-        task = loop.create_task(_fulfil(outcome, tool.fn, dict(kwargs)))
+        task = loop.create_task(_fulfil(outcome, tool.fn, kwargs))
         timeout = self._timeout_of(tool)
         deadlines = self._deadlines_of(timeout) if timeout is not None else None
         if deadlines is not None:
             deadlines.add(outcome)
         # our own bookkeeping reads no context variables: one shared context, not a copy per call
         outcome.add_done_callback(
-            _Decided(self, task, tool.name, shared, own, deadlines), context=self._context
+            _Decided(self, task, tool.name, shared, own, deadlines, on_done), context=self._context
         )
         return outcome
 

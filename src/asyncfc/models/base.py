@@ -30,7 +30,9 @@ class Message:
 
     role: Role
     content: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: Sequence[ToolCall] = ()
+    """A shared empty tuple unless the message has calls: most messages have none, and a
+    long-running process holds thousands of them."""
     tool_call_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
