@@ -135,6 +135,17 @@ def test_finish_releases_everything() -> None:
     assert waits == set()
 
 
+def test_readers_are_indexed_only_when_a_writer_comes() -> None:
+    c = Calls()
+    readers = [c.add(reads={f"data/{i}"})[0] for i in range(4)]
+    assert c.index.root.children is None and len(c.index) == 4  # noted, not indexed
+    c.index.finish(readers[0])
+    writer, waits = c.add(writes={"data"})  # finds the unfinished readers through the index
+    assert waits == set(readers[1:])
+    _, waits = c.add(reads={"data/9"})  # a writer is unfinished: indexed at once
+    assert waits == {writer}
+
+
 def test_thousands_of_disjoint_and_pure_calls_do_not_wait() -> None:
     c = Calls()
     writers = []

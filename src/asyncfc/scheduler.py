@@ -122,12 +122,20 @@ class HazardIndex:
     Each node keeps the last unfinished writer of its label and the readers after it
     (older ones are covered transitively: the writer waited for them), plus the calls
     registered strictly below it, so a prefix conflict is found without a scan.
+
+    A reader can only conflict with a writer, so while no writer is unfinished, readers
+    are only noted, and indexed when the next writer comes (most lookups finish first and
+    are never indexed).
     """
 
     def __init__(self) -> None:
         self.root = _Node()
         self._where: dict[Call, _Node | tuple[_Node, ...]] = {}
-        """Each call's label nodes: one node, or a tuple when it has several labels."""
+        """Each indexed call's label nodes: one node, or a tuple when it has several labels."""
+        self._writing: set[Call] = set()
+        """Unfinished calls that write (indexed)."""
+        self._noted: dict[Call, set[str]] = {}
+        """Unfinished readers not indexed yet, with their labels (only while no writer is unfinished)."""
 
     def _node(self, label: str) -> _Node:
         node = self.root
@@ -144,10 +152,22 @@ class HazardIndex:
 
     def register(self, call: Call, reads: set[str], writes: set[str]) -> set[Call]:
         """Record ``call`` and return the earlier unfinished calls it conflicts with."""
-        if not reads and not writes:  # a pure tool: nothing to index
-            return set()
-        if writes:
+        if not writes:
+            if not reads:  # a pure tool: nothing to index
+                return set()
+            if not self._writing:  # nothing unfinished it could conflict with
+                self._noted[call] = reads
+                return set()
+        else:
+            if self._noted:  # the readers noted so far are what this writer must find
+                noted, self._noted = self._noted, {}
+                for reader, labels in noted.items():
+                    self._index(reader, labels, set())
+            self._writing.add(call)
             reads = reads - writes
+        return self._index(call, reads, writes)
+
+    def _index(self, call: Call, reads: set[str], writes: set[str]) -> set[Call]:
         entries = [(self._node(w), True) for w in sorted(writes)]
         entries += [(self._node(r), False) for r in sorted(reads)]
         waits: set[Call] = set()
@@ -197,9 +217,12 @@ class HazardIndex:
         return waits
 
     def finish(self, call: Call) -> None:
+        if self._noted.pop(call, None) is not None:
+            return
         where = self._where.pop(call, None)
         if where is None:
             return
+        self._writing.discard(call)
         for node in (where,) if isinstance(where, _Node) else where:
             if node.writer is call:
                 node.writer = None
@@ -221,7 +244,7 @@ class HazardIndex:
                 node = parent
 
     def __len__(self) -> int:
-        return len(self._where)
+        return len(self._where) + len(self._noted)
 
 
 class _Started:
