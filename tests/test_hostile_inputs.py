@@ -288,9 +288,13 @@ def test_results_that_are_not_json_reach_the_model_as_valid_json() -> None:
             {"name": name, "parameters": {"type": "object", "properties": {}}}, fn, pure=True
         )
 
-    for mode in ("sync", "async"):
+    # answered at once (sync, or within the grace window), or delivered later by each policy
+    setups: list[tuple[Mode, float, Delivery]] = [("sync", 1, "append"), ("async", 1, "append")]
+    setups += [("async", 0, policy) for policy in ("append", "rewrite", "synthetic_await")]
+    for mode, grace, delivery in setups:
         model = ScriptedModel([[ScriptedCall(n) for n in results], "done"])
-        result = run(Agent(model, [make(n) for n in results], mode=mode, grace_s=1).run("go"))
+        agent = Agent(model, [make(n) for n in results], mode=mode, grace_s=grace, delivery=delivery)
+        result = run(agent.run("go"))
         raw, loop, nan, inf = result.calls
         assert all(c.error is None for c in result.calls), [c.error for c in result.calls]
         assert raw.value == repr(b"\xff\xfe\x00") and loop.value == "[[...]]"
@@ -298,7 +302,7 @@ def test_results_that_are_not_json_reach_the_model_as_valid_json() -> None:
             if m.role == "tool" and mode == "async":
                 _strict(m.content)  # NaN and infinities are not in the text
         if mode == "async":
-            assert content_of(result.messages, nan)["value"] == "NaN"
+            assert content_of(result.messages, nan)["value"] == "NaN", (grace, delivery)
             assert content_of(result.messages, inf)["value"] == ["Infinity", "-Infinity", 1.5]
 
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from .errors import ConfigurationError, ModelError, SessionBusyError, SessionClosedError
 from .executors import Executor, ExecutorKind, make_executor
-from .futures import AWAIT_TOOL
+from .futures import AWAIT_TOOL, dumps
 from .models.base import (
     Message,
     Model,
@@ -55,10 +55,6 @@ Delivery = Literal["append", "rewrite", "synthetic_await"]
 Revise = Literal["always", "when_needed"]
 
 __all__ = ["ASYNC_INSTRUCTIONS", "AWAIT_SPEC", "Agent", "Delivery", "Revise", "RunResult", "Session"]
-
-
-_LENIENT = json.JSONEncoder(default=str)
-"""``json.dumps(..., default=str)`` without building an encoder per call."""
 
 
 def _repeats_only(calls: Sequence[tuple[ToolCall, Call | None]]) -> bool:
@@ -510,7 +506,7 @@ class Session:
         for call in ready:
             msg = self._tool_messages.get(call.seq)
             if msg is not None and (self.agent.delivery == "rewrite" or id(msg) in unsent_ids):
-                msg.content = _LENIENT.encode(self.runtime.deliver_json(call))
+                msg.content = dumps(self.runtime.deliver_json(call))
             else:
                 later.append(call)
         if not later:
@@ -525,7 +521,7 @@ class Session:
         self.messages.append(
             Message("assistant", "", [ToolCall(call_id, AWAIT_TOOL, json.dumps({"ids": ids}))])
         )
-        self.messages.append(Message("tool", _LENIENT.encode(values), tool_call_id=call_id))
+        self.messages.append(Message("tool", dumps(values), tool_call_id=call_id))
 
     async def _settle(self, calls: list[Call]) -> None:
         """Wait for the given calls and deliver them (before a final answer is accepted)."""
