@@ -14,6 +14,7 @@ from asyncfc.futures import (
     Future,
     ReferenceError_,
     Resolved,
+    dumps,
     find_references,
     future_id,
     is_reference,
@@ -219,3 +220,19 @@ def test_references_read_from_the_text_match_the_parsed_arguments(
 def test_references_spelled_with_escapes_are_found() -> None:
     raw = r'{"a": "\u0066ut_2", "b": "x\nfut_3", "c": "xfut_4"}'
     assert _references(raw, json.loads(raw)) == [2, 3]
+
+
+_finite_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_finite_json, st.booleans())
+def test_dumps_writes_what_json_dumps_writes(value: Any, ensure_ascii: bool) -> None:
+    """``dumps`` keeps one C encoder instead of building one per call: the text must not change."""
+    assert dumps(value, ensure_ascii=ensure_ascii) == json.dumps(
+        value, default=str, ensure_ascii=ensure_ascii
+    )

@@ -261,16 +261,29 @@ def as_text(value: Any) -> str:
 def dumps(value: Any, *, ensure_ascii: bool = True) -> str:
     """JSON text the model can parse: ``NaN`` and infinities become the strings ``"NaN"``,
     ``"Infinity"``, ``"-Infinity"`` (``json.dumps`` would write invalid JSON)."""
-    encoder = _ASCII if ensure_ascii else _UNICODE
+    encode = _ASCII if ensure_ascii else _UNICODE
     try:
-        return encoder.encode(value)
+        return encode(value)
     except ValueError:
-        return encoder.encode(_finite(value))
+        return encode(_finite(value))
 
 
-# json.dumps builds a new encoder on every call that passes options; these are built once
-_ASCII = json.JSONEncoder(default=str, ensure_ascii=True, allow_nan=False)
-_UNICODE = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False)
+def _encoder(ensure_ascii: bool) -> Callable[[Any], str]:
+    """``json.dumps(value, default=str, allow_nan=False)``, with the C encoder built once:
+    ``JSONEncoder.encode`` builds one on every call, which costs more than encoding the
+    small objects sent here. Without cycle detection: a circular value raises
+    ``RecursionError`` either way (values from tools pass :func:`jsonable` first)."""
+    try:
+        from _json import encode_basestring, encode_basestring_ascii, make_encoder
+    except ImportError:  # not CPython
+        return json.JSONEncoder(default=str, ensure_ascii=ensure_ascii, allow_nan=False).encode
+    strings = encode_basestring_ascii if ensure_ascii else encode_basestring
+    c = make_encoder(None, str, strings, None, ": ", ", ", False, False, False)
+    return lambda value: "".join(c(value, 0))
+
+
+_ASCII = _encoder(ensure_ascii=True)
+_UNICODE = _encoder(ensure_ascii=False)
 
 
 def _finite(value: Any) -> Any:
