@@ -502,8 +502,9 @@ class Scheduler:
         return False
 
     def _free_slot(self) -> None:
-        """A call under the per-session limit ended: the oldest queued call takes its slot."""
-        assert self._slots is not None
+        """A call ended: under a per-session limit, the oldest queued call takes its slot."""
+        if self._slots is None:
+            return
         while self._queue:
             gate = self._queue.popleft()
             if self._tasks.get(gate.call) is gate:
@@ -522,8 +523,7 @@ class Scheduler:
         except BaseException as exc:  # a bug of ours or an executor's: still resolve the call
             self._resolve(call, error=_failure(tool, exc))
             self.hazards.finish(call)
-            if self._slots is not None:
-                self._free_slot()
+            self._free_slot()
 
     def _finished(self, call: Call, tool: Tool, outcome: asyncio.Future[Any]) -> None:
         if outcome.cancelled():
@@ -536,8 +536,7 @@ class Scheduler:
                 self._resolve(call, error=_failure(tool, exc))
         self.hazards.finish(call)
         self._tasks.pop(call, None)
-        if self._slots is not None:
-            self._free_slot()
+        self._free_slot()
 
     def repeat(self, original: Call, tool_call_id: str, *, user_turn: int = 0, step: int = 0) -> Call:
         """Take a call that repeats ``original``: it resolves to the same outcome without running."""
