@@ -18,10 +18,10 @@ from asyncfc.futures import (
     find_references,
     future_id,
     is_reference,
+    references_in,
     substitute,
     widen_schema,
 )
-from asyncfc.scheduler import _references
 
 
 def futures(*values: Any) -> dict[int, Future]:
@@ -214,12 +214,12 @@ def test_references_read_from_the_text_match_the_parsed_arguments(
 ) -> None:
     """The scheduler scans the JSON text when it has no escapes; it must find what a walk finds."""
     raw = json.dumps(args, ensure_ascii=ascii_only)
-    assert _references(raw, json.loads(raw)) == sorted(find_references(json.loads(raw)))
+    assert references_in(raw, json.loads(raw)) == sorted(find_references(json.loads(raw)))
 
 
 def test_references_spelled_with_escapes_are_found() -> None:
     raw = r'{"a": "\u0066ut_2", "b": "x\nfut_3", "c": "xfut_4"}'
-    assert _references(raw, json.loads(raw)) == [2, 3]
+    assert references_in(raw, json.loads(raw)) == [2, 3]
 
 
 _finite_json = st.recursive(

@@ -161,6 +161,20 @@ def find_references(arguments: Any) -> set[int]:
     return found
 
 
+def references_in(raw: str, arguments: Any) -> list[int]:
+    """Sequence numbers of the futures referenced in arguments, in order, given their JSON text
+    ``raw`` and its parsed value.
+
+    JSON text without a backslash spells every key and string exactly as parsed, so the
+    text itself is scanned (no walk over the parsed value); an escape could spell a
+    reference (``\\u``) or change a word boundary (``\\n``), so then the value is walked."""
+    if FUTURE_PREFIX not in raw and "\\u" not in raw:
+        return []
+    if "\\" not in raw:
+        return sorted({int(m.group(1)) for m in REFERENCE.finditer(raw)})
+    return sorted(find_references(arguments))
+
+
 def holds_reference(value: Any) -> bool:
     """Whether a reference occurs anywhere in ``value`` (cheap for plain values)."""
     if isinstance(value, str):

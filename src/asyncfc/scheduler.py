@@ -19,16 +19,14 @@ from typing import Any, Literal
 from .errors import CallError, ErrorKind
 from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
 from .futures import (
-    FUTURE_PREFIX,
     MAX_NESTING,
-    REFERENCE,
     Future,
     ReferenceError_,
-    find_references,
     future_id,
     holds_reference,
     jsonable,
     nesting_exceeds,
+    references_in,
     substitute,
 )
 from .tools import ROOT, ArgumentsError, Tool
@@ -389,19 +387,6 @@ def _parse(raw: str) -> dict[str, Any] | str:
     return arguments
 
 
-def _references(raw: str, arguments: dict[str, Any]) -> list[int]:
-    """Sequence numbers of the futures the arguments refer to, in order.
-
-    JSON text without a backslash spells every key and string exactly as parsed, so the
-    text itself is scanned (no walk over the parsed value); an escape could spell a
-    reference (``\\u``) or change a word boundary (``\\n``), so then the value is walked."""
-    if FUTURE_PREFIX not in raw and "\\u" not in raw:
-        return []
-    if "\\" not in raw:
-        return sorted({int(m.group(1)) for m in REFERENCE.finditer(raw)})
-    return sorted(find_references(arguments))
-
-
 class Scheduler:
     """Per session: numbers calls in program order, owns their futures and tasks."""
 
@@ -456,7 +441,7 @@ class Scheduler:
         deps: Sequence[Call] = ()  # empty tuples, not fresh containers: thousands of calls wait at once
         waits: Collection[Call] = ()
         kwargs: dict[str, Any] | None = None
-        refs = _references(raw_arguments, arguments) if self.mode == "async" else []
+        refs = references_in(raw_arguments, arguments) if self.mode == "async" else []
         if refs:
             unknown = [r for r in refs if not 0 < r < call.seq]
             if unknown:
