@@ -375,7 +375,8 @@ def test_worker_killed_mid_call_is_worker_lost(
     runs = tmp_path / "runs"
 
     async def kill_victim() -> None:
-        while not runs.exists():  # noqa: ASYNC110 - another process writes it
+        # The file exists before the worker's line is written: wait for a whole line.
+        while not (runs.exists() and runs.read_text().endswith("\n")):  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         os.kill(int(runs.read_text().split()[0]), signal.SIGKILL)
 
