@@ -253,7 +253,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         was_running = local.running(args.size)
         model = local.model(args.size, name=f"qwen2.5-coder-{args.size}")
-        warm = local.model(args.size, max_tokens=1, client=model.client)
+        warm = local.model(args.size, max_tokens=1)  # its own client: each asyncio.run is a new loop
     except local.LocalModelError as exc:
         show.print(f"[red]local model unavailable:[/red] {exc}")
         return 3

@@ -178,7 +178,9 @@ async def _run(
         seed=args.seed,
         max_tokens=args.max_tokens,
     )
-    warm = cls(model_name, client=model.client, temperature=0.0, seed=args.seed, max_tokens=1)
+    warm = cls(
+        model_name, base_url=base_url, api_key=args.api_key, temperature=0.0, seed=args.seed, max_tokens=1
+    )
     started = time.perf_counter()
     total = len(tasks) * len(modes) * args.runs
     with Progress(
