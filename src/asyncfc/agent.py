@@ -249,9 +249,9 @@ class Session:
         self._awaits = 0
         self._running = False
         self._turn_calls: dict[tuple[str, str], Call] = {}
+        """This user turn's calls by name and arguments (to answer repeats, see ModelProfile)."""
         self._answer_now = False
         """The last step only repeated earlier calls: ask the next one for an answer, without tools."""
-        """This user turn's calls by name and arguments (to answer repeats, see ModelProfile)."""
         self._announced: list[tuple[ToolCall, Call]] = []
         """Calls dispatched early in the current step, as the stream announced them."""
         self._dispatched: dict[int, Call] = {}
