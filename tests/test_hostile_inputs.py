@@ -278,6 +278,7 @@ def test_results_that_are_not_json_reach_the_model_as_valid_json() -> None:
         "loop": circular,
         "nan": math.nan,
         "inf": [math.inf, -math.inf, 1.5],
+        "huge_int": {"n": 10**5000, "small": 3},  # past sys.get_int_max_str_digits(): str() raises
     }
 
     def make(name: str) -> Tool:
@@ -295,15 +296,20 @@ def test_results_that_are_not_json_reach_the_model_as_valid_json() -> None:
         model = ScriptedModel([[ScriptedCall(n) for n in results], "done"])
         agent = Agent(model, [make(n) for n in results], mode=mode, grace_s=grace, delivery=delivery)
         result = run(agent.run("go"))
-        raw, loop, nan, inf = result.calls
+        raw, loop, nan, inf, huge = result.calls
         assert all(c.error is None for c in result.calls), [c.error for c in result.calls]
         assert raw.value == repr(b"\xff\xfe\x00") and loop.value == "[[...]]"
+        assert huge.value["n"] == 10**5000, "the value itself is kept"
+        huge_text = "<an integer of about 5,001 digits, too long to write>"
         for m in result.messages:
             if m.role == "tool" and mode == "async":
                 _strict(m.content)  # NaN and infinities are not in the text
         if mode == "async":
             assert content_of(result.messages, nan)["value"] == "NaN", (grace, delivery)
             assert content_of(result.messages, inf)["value"] == ["Infinity", "-Infinity", 1.5]
+            assert content_of(result.messages, huge)["value"] == {"n": huge_text, "small": 3}
+        else:
+            assert json.loads(result.messages[-2].content) == {"n": huge_text, "small": 3}
 
 
 # ----------------------------------------------------------------- 6. concurrent use of a session

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -274,12 +275,14 @@ def as_text(value: Any) -> str:
 
 def dumps(value: Any, *, ensure_ascii: bool = True) -> str:
     """JSON text the model can parse: ``NaN`` and infinities become the strings ``"NaN"``,
-    ``"Infinity"``, ``"-Infinity"`` (``json.dumps`` would write invalid JSON)."""
+    ``"Infinity"``, ``"-Infinity"`` (``json.dumps`` would write invalid JSON), and an integer
+    too long for Python to write as text (``sys.get_int_max_str_digits()``, 4,300 digits by
+    default) becomes a string saying so (``json.dumps`` would raise)."""
     encode = _ASCII if ensure_ascii else _UNICODE
     try:
         return encode(value)
     except ValueError:
-        return encode(_finite(value))
+        return encode(_writable(value))
 
 
 def _encoder(ensure_ascii: bool) -> Callable[[Any], str]:
@@ -300,13 +303,20 @@ _ASCII = _encoder(ensure_ascii=True)
 _UNICODE = _encoder(ensure_ascii=False)
 
 
-def _finite(value: Any) -> Any:
+def _writable(value: Any) -> Any:
+    """``value`` with what JSON text cannot hold replaced by strings (see :func:`dumps`)."""
     if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            str(value)
+        except ValueError:  # over sys.get_int_max_str_digits()
+            return f"<an integer of about {int(value.bit_length() * math.log10(2)) + 1:,} digits, too long to write>"
+        return value
     if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: _writable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [_writable(v) for v in value]
     return value
 
 
