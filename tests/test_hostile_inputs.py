@@ -234,6 +234,56 @@ def test_huge_arguments_are_invalid_arguments() -> None:
     assert err is not None and err.kind is ErrorKind.INVALID_ARGUMENTS and "too long" in err.message
 
 
+@pytest.mark.parametrize("early", [True, False], ids=["early-dispatch", "at-end"])
+def test_future_ids_that_int_cannot_read_are_unknown_futures_or_text(early: bool) -> None:
+    """Unicode digits and numbers past Python's 4,300-digit limit, where the model writes a
+    future id: ``int()`` of them raises, and once that escaped ``Agent.run``."""
+
+    @tool(pure=True)
+    async def get() -> list[int]:
+        await asyncio.sleep(0.01)
+        return [1, 2]
+
+    @tool(pure=True)
+    async def show(x: Any) -> str:
+        return f"got {x}"
+
+    long = "9" * 5000
+    odd_ids = ["fut_\u00b2", "fut_\u0663", f"fut_{long}"]  # superscript two, Arabic-Indic three
+    turns: list[Any] = [
+        [
+            ToolCall("a", "get", "{}"),
+            ToolCall("b", "show", json.dumps({"x": f"fut_{long}"})),
+            ToolCall("c", "show", json.dumps({"x": f"fut_1[{long}]"})),
+        ],
+        [ToolCall("d", AWAIT_TOOL, json.dumps({"ids": odd_ids}))],
+        "done",
+    ]
+    result = run(Agent(RawModel(turns), [get, show], mode="async", grace_s=0, early_dispatch=early).run("go"))
+    _, long_id, long_index = result.calls
+    assert long_id.value == f"got fut_{long}", "19 digits or more is not an id: the text is passed on"
+    assert long_index.error is not None and long_index.error.kind is ErrorKind.UNKNOWN_FUTURE
+    awaited = json.loads(next(m.content for m in result.messages if m.tool_call_id == "d"))
+    assert [a["error"]["type"] for a in awaited] == ["unknown_future"] * 3, awaited
+    assert result.text == "done"
+
+
+def test_the_model_reads_a_bounded_part_of_a_huge_error_message() -> None:
+    @tool(pure=True)
+    async def explode() -> str:
+        raise ValueError("x" * 1_000_000)
+
+    turns: list[Any] = [[ToolCall("a", "explode", "{}"), ToolCall("b", "g" * 1_000_000, "{}")], "done"]
+    for mode in ("sync", "async"):
+        result = run(Agent(RawModel(turns), [explode], mode=mode, grace_s=1).run("go"))
+        raised, unknown = result.calls
+        assert raised.error is not None and len(raised.error.message) > 1_000_000, "the developer sees it all"
+        assert unknown.error is not None and unknown.error.kind is ErrorKind.UNKNOWN_TOOL
+        for m in result.messages:
+            if m.role == "tool":
+                assert len(m.content) < 2_300 and "characters in all]" in m.content, (mode, m.content[:80])
+
+
 # ----------------------------------------------------------------- 4. delivery counts
 
 

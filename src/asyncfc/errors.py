@@ -58,10 +58,20 @@ class ErrorKind(str, Enum):
 
 @dataclass(frozen=True)
 class CallError:
-    """A call's failure, as the model will read it."""
+    """A call's failure: ``message`` in full for the developer, at most
+    :data:`MAX_ERROR_CHARS` of it for the model (an exception's text or an echoed tool name
+    can be megabytes, and every later prompt would carry it)."""
 
     kind: ErrorKind
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"error": {"type": self.kind.value, "message": self.message}}
+        """What the model reads."""
+        text = self.message
+        if len(text) > MAX_ERROR_CHARS:
+            text = text[:MAX_ERROR_CHARS] + f"... [truncated: {len(text):,} characters in all]"
+        return {"error": {"type": self.kind.value, "message": text}}
+
+
+MAX_ERROR_CHARS = 2000
+"""How much of an error message the model reads."""

@@ -26,14 +26,24 @@ FUTURE_PREFIX = "fut_"
 AWAIT_TOOL = "await_future"
 """The tool the runtime adds in async mode: wait for futures and return their values."""
 
-_PATH = r"(?:\.[A-Za-z_][\w-]*|\[\d+\])*"
-REFERENCE = re.compile(rf"\b{FUTURE_PREFIX}(\d+)({_PATH})")
-_WHOLE = re.compile(rf"\s*{FUTURE_PREFIX}(\d+)({_PATH})\s*")
-_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]")
+_NUMBER = r"([0-9]{1,18})(?![0-9])"
+"""A sequence number: ASCII digits only, at most 18 of them (``int()`` of a model-written
+5,000-digit number raises, and no session issues 10**18 calls)."""
+_PATH = r"(?:\.[A-Za-z_][\w-]*|\[[0-9]+\])*"
+REFERENCE = re.compile(rf"\b{FUTURE_PREFIX}{_NUMBER}({_PATH})")
+_WHOLE = re.compile(rf"\s*{FUTURE_PREFIX}{_NUMBER}({_PATH})\s*")
+_ID = re.compile(rf"\s*{FUTURE_PREFIX}{_NUMBER}\s*")
+_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[([0-9]+)\]")
 
 
 def future_id(seq: int) -> str:
     return f"{FUTURE_PREFIX}{seq}"
+
+
+def future_seq(text: str) -> int | None:
+    """The sequence number a future id names (``"fut_3"``: 3), or None if ``text`` is not one."""
+    m = _ID.fullmatch(text)
+    return int(m.group(1)) if m else None
 
 
 class Future:
@@ -207,10 +217,13 @@ def _walk(value: Any, path: str, fid: str) -> Any:
                 )
             value = value[key]
         else:
-            i = int(index)
-            if not isinstance(value, list) or i >= len(value):
+            # no list is 10**18 long: a longer index (int() may raise on it) is missing too
+            i = int(index) if len(index) <= 18 else -1
+            if not isinstance(value, list) or not 0 <= i < len(value):
                 raise ReferenceError_(
-                    CallError(ErrorKind.UNKNOWN_FUTURE, f"{fid}{path}: the result of {fid} has no item [{i}]")
+                    CallError(
+                        ErrorKind.UNKNOWN_FUTURE, f"{fid}{path}: the result of {fid} has no item [{index}]"
+                    )
                 )
             value = value[i]
     return value

@@ -25,6 +25,7 @@ from .futures import (
     as_text,
     dumps,
     future_id,
+    future_seq,
     placeholder,
     resolved,
     widen_schema,
@@ -288,7 +289,9 @@ class Runtime:
                 err = CallError(
                     ErrorKind.UNKNOWN_FUTURE, f"unknown future {fid!r} (not issued in this session)"
                 )
-                out.append(failure(fid, err))
+                out.append(
+                    failure(fid if len(fid) <= 64 else f"{fid[:64]}...", err)
+                )  # its message is bounded too
             elif call.delivered_at is not None:
                 out.append({"future": call.id, "status": "delivered", "note": "its value was given earlier"})
             else:
@@ -303,11 +306,8 @@ class Runtime:
         return (await self._await(arguments))[0]
 
     def _lookup_call(self, fid: str) -> Call | None:
-        text = fid.strip()
-        if not text.startswith(FUTURE_PREFIX) or not text[len(FUTURE_PREFIX) :].isdigit():
-            return None
-        seq = int(text[len(FUTURE_PREFIX) :])
-        return self.calls[seq - 1] if 0 < seq <= len(self.calls) else None
+        seq = future_seq(fid)
+        return self.calls[seq - 1] if seq is not None and 0 < seq <= len(self.calls) else None
 
     def cancel(self, call: Call, reason: str = "cancelled by the host") -> None:
         """Cancel one call (e.g. the client cancelled its request); it resolves to ``cancelled``."""

@@ -52,7 +52,7 @@ def _reachable(address: str, timeout: float) -> None:
     """Fail fast on an explicit ``host:port`` nobody listens on (``ray.init`` would retry forever)."""
     target = address.removeprefix("ray://")
     host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):
         return  # "auto", "local", a path: Ray's own resolution
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
