@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncfc.scheduler import Call, HazardIndex
+from asyncfc.scheduler import MAX_LABEL_DEPTH, Call, HazardIndex
 from asyncfc.tools import ROOT, labels_conflict
 
 
@@ -42,6 +42,20 @@ def test_write_then_write_waits() -> None:
     w, _ = c.add(writes={"db"})
     _, waits = c.add(writes={"db"})
     assert waits == {w}
+
+
+def test_labels_past_the_depth_limit_conflict_as_their_prefix() -> None:
+    """A model can write a path of 250,000 segments; indexing each one took seconds."""
+    deep = "fs/" + "/".join(["d"] * 250_000)
+    c = Calls()
+    writer, _ = c.add(writes={deep + "/x"})
+    _, waits = c.add(reads={deep + "/y"})  # differs only past the limit: they conflict
+    assert waits == {writer}
+    _, waits = c.add(reads={"fs/d/d"})  # a real prefix still conflicts
+    assert waits == {writer}
+    sibling = "/".join(["fs", *["d"] * (MAX_LABEL_DEPTH - 2), "z"])  # differs at segment 64
+    _, waits = c.add(writes={sibling})
+    assert writer not in waits, "a label that differs within the limit is told apart"
 
 
 def test_prefix_conflicts_both_ways() -> None:

@@ -114,6 +114,10 @@ class _Node:
         )
 
 
+MAX_LABEL_DEPTH = 64
+"""How many ``/`` segments of a label the hazard index tells apart."""
+
+
 class HazardIndex:
     """Unfinished calls indexed by the labels they touch.
 
@@ -138,7 +142,9 @@ class HazardIndex:
     def _node(self, label: str) -> _Node:
         node = self.root
         if label != ROOT:
-            for part in label.split("/"):
+            # a label past MAX_LABEL_DEPTH segments (a model-written "a/a/a/...") is indexed as
+            # its prefix: wider, so it conflicts with more calls, never fewer
+            for part in label.split("/", MAX_LABEL_DEPTH)[:MAX_LABEL_DEPTH]:
                 children = node.children
                 if children is None:
                     children = node.children = {}
