@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from asyncfc import (
     tool_from_schema,
 )
 from asyncfc.agent import AWAIT_TOOL, Delivery
+from asyncfc.executors import MAX_RESULT_ITEMS
 from asyncfc.models.base import ToolCall
 from asyncfc.models.scripted import ScriptedCall, ScriptedModel
 from asyncfc.scheduler import Mode
@@ -360,6 +363,39 @@ def test_results_that_are_not_json_reach_the_model_as_valid_json() -> None:
             assert content_of(result.messages, huge)["value"] == {"n": huge_text, "small": 3}
         else:
             assert json.loads(result.messages[-2].content) == {"n": huge_text, "small": 3}
+
+
+def test_results_that_are_iterators_are_read_where_the_tool_ran_and_bounded() -> None:
+    """``itertools.count()`` once hung the event loop: JSON encoding read it without end."""
+
+    @tool(pure=True)
+    def endless() -> Any:
+        return itertools.count()
+
+    @tool(pure=True, timeout=0.3)
+    def slow_items() -> Any:
+        def items() -> Any:
+            for i in range(100):
+                time.sleep(0.05)  # the generator's body: under the tool's timeout, off the loop
+                yield i
+
+        return items()
+
+    @tool(pure=True)
+    def few() -> Any:
+        return (i * i for i in range(3))
+
+    model = ScriptedModel(
+        [[ScriptedCall("endless"), ScriptedCall("slow_items"), ScriptedCall("few")], "done"]
+    )
+    result = run(Agent(model, [endless, slow_items, few], mode="async").run("go"))
+    many, slow, small = result.calls
+    assert (
+        len(many.value) == MAX_RESULT_ITEMS + 1
+        and many.value[-1] == f"... [stopped after {MAX_RESULT_ITEMS:,} items]"
+    )
+    assert slow.error is not None and slow.error.kind is ErrorKind.TIMEOUT
+    assert small.value == [0, 1, 4]
 
 
 # ----------------------------------------------------------------- 6. concurrent use of a session

@@ -17,6 +17,7 @@ from ._base import (
     ToolTimeout,
     WorkerLost,
 )
+from ._worker import MAX_RESULT_ITEMS
 
 if TYPE_CHECKING:
     from .processes import ProcessExecutor
@@ -27,6 +28,7 @@ EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
 
 __all__ = [
     "EXECUTOR_KINDS",
+    "MAX_RESULT_ITEMS",
     "Executor",
     "ExecutorKind",
     "ExecutorUnavailable",

@@ -34,6 +34,7 @@ from typing import Any, Literal, TypeVar
 
 from ..errors import AsyncFCError
 from ..tools import Tool
+from ._worker import drained
 
 ExecutorKind = Literal["threads", "processes", "ray"]
 _T = TypeVar("_T")
@@ -79,7 +80,7 @@ class _Raised:
 
 def _guarded(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
     try:
-        return fn(**kwargs)
+        return drained(fn(**kwargs))
     except BaseException as exc:  # noqa: BLE001 - every outcome of a tool is a value
         return _Raised(exc)
 
@@ -90,7 +91,7 @@ async def _fulfil(
     """An async tool's task: run it and put what it returns or raises into ``outcome``
     (unless the deadline or a cancel decided ``outcome`` first)."""
     try:
-        value = await fn(**kwargs)
+        value = drained(await fn(**kwargs))
     except asyncio.CancelledError as exc:
         if not outcome.done():  # we cancel only a call already decided: this is the tool's own
             outcome.set_exception(ToolFailed(exc))

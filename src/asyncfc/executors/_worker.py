@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import os
 import pickle
 import signal
@@ -27,7 +28,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import cloudpickle
@@ -36,13 +37,30 @@ _LEN = struct.Struct(">Q")
 STARTED = b"s"
 
 
+MAX_RESULT_ITEMS = 100_000
+"""How many items of a result that is an iterator are read (see :func:`drained`)."""
+
+
+def drained(value: Any) -> Any:
+    """A result that is an iterator (a generator, an open file, ``itertools.count()``) as a
+    list of at most :data:`MAX_RESULT_ITEMS` items, read where the tool ran and under its timeout.
+    Read later, for JSON, it would run the generator's body on the event loop, without end
+    for an endless one."""
+    if not isinstance(value, Iterator):
+        return value
+    items = list(itertools.islice(value, MAX_RESULT_ITEMS + 1))
+    if len(items) > MAX_RESULT_ITEMS:
+        items[MAX_RESULT_ITEMS:] = [f"... [stopped after {MAX_RESULT_ITEMS:,} items]"]
+    return items
+
+
 def run_tool(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
     """Call ``fn``; ``("ok", value)`` or ``("err", exception)``, whatever it raises."""
     try:
         value = fn(**kwargs)
         if inspect.isawaitable(value):
             value = asyncio.run(_await(value))
-        return ("ok", value)
+        return ("ok", drained(value))
     except BaseException as exc:  # noqa: BLE001 - every outcome of a tool is a value
         return ("err", exc)
 
