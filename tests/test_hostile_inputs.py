@@ -141,12 +141,20 @@ class Custom(BaseException):
     """A BaseException that is not an Exception."""
 
 
+class Unprintable(Exception):
+    """Its ``__str__`` raises: formatting it once left an async tool's call pending until its timeout."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
 RAISED: list[type[BaseException]] = [
     KeyboardInterrupt,
     SystemExit,
     GeneratorExit,
     Custom,
     asyncio.CancelledError,
+    Unprintable,
 ]
 
 

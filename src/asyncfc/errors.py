@@ -22,6 +22,16 @@ class AsyncFCError(Exception):
     """Base class of every exception asyncfc raises."""
 
 
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of any exception, also one whose ``__str__`` raises or returns a
+    non-string (formatting a tool's exception must not fail in its turn)."""
+    try:
+        text = str(exc)
+    except Exception as err:  # noqa: BLE001 - whatever a tool's __str__ raises
+        text = f"<its str() raised {type(err).__name__}>"
+    return f"{type(exc).__name__}: {text}"
+
+
 class ToolDefinitionError(AsyncFCError):
     """A tool could not be built from the given function or schema."""
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import CallError, ErrorKind
+from .errors import CallError, ErrorKind, describe
 from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
 from .futures import (
     MAX_NESTING,
@@ -368,7 +368,7 @@ def _failure(tool: Tool, exc: BaseException) -> CallError:
     if isinstance(exc, WorkerLost):
         return CallError(ErrorKind.WORKER_LOST, f"{tool.name}: {exc}")
     # a bug of ours or an executor's: still resolve the call
-    return CallError(ErrorKind.TOOL_ERROR, f"{tool.name} failed: {type(exc).__name__}: {exc}")
+    return CallError(ErrorKind.TOOL_ERROR, f"{tool.name} failed: {describe(exc)}")
 
 
 MAX_ARGUMENT_CHARS = 1_000_000

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from ..errors import AsyncFCError
+from ..errors import AsyncFCError, describe
 from ..tools import Tool
 from ._worker import drained
 
@@ -57,7 +57,7 @@ class ToolFailed(Exception):
     """
 
     def __init__(self, error: BaseException) -> None:
-        super().__init__(f"{type(error).__name__}: {error}")
+        super().__init__(describe(error))
         self.error = error
 
 

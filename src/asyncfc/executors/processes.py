@@ -24,7 +24,7 @@ from typing import Any
 
 import cloudpickle
 
-from ..errors import ToolDefinitionError
+from ..errors import ToolDefinitionError, describe
 from ..tools import Tool
 from . import _worker
 from ._base import Executor, ToolFailed, ToolTimeout, WorkerLost, _Raised
@@ -180,7 +180,7 @@ class ProcessExecutor(Executor):
             except Exception as exc:
                 raise NotPicklableError(
                     f"cannot send {tool.name} to a worker process: its function cannot be pickled "
-                    f"({type(exc).__name__}: {exc})"
+                    f"({describe(exc)})"
                 ) from None
             self._keys += 1
             entry = self._pickled[tool] = (f"{tool.name}#{self._keys}", data)
@@ -204,7 +204,7 @@ class ProcessExecutor(Executor):
         except Exception as exc:
             raise ToolFailed(
                 NotPicklableError(
-                    f"cannot send the arguments of {tool.name} to a worker process ({type(exc).__name__}: {exc})"
+                    f"cannot send the arguments of {tool.name} to a worker process ({describe(exc)})"
                 )
             ) from None
         assert self._free is not None

@@ -20,7 +20,7 @@ from typing import Any
 
 import cloudpickle
 
-from ..errors import ToolDefinitionError
+from ..errors import ToolDefinitionError, describe
 from ..tools import Tool
 from . import _worker
 from ._base import Executor, ExecutorUnavailable, ToolFailed, WorkerLost
@@ -142,7 +142,7 @@ class RayExecutor(Executor):
         except Exception as exc:
             raise ToolDefinitionError(
                 f"tool {tool.name!r} cannot run as a Ray task: its function cannot be pickled "
-                f"({type(exc).__name__}: {exc})"
+                f"({describe(exc)})"
             ) from None
 
     def _remote_for(self, tool: Tool) -> Any:

@@ -29,7 +29,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, describe
 from ...futures import AWAIT_TOOL
 from ...tools import Tool, tool_from_schema
 from .annotations import AnnotationsFile, tool_options, unused_entries
@@ -286,7 +286,7 @@ def _describe(exc: BaseException) -> str:
     while isinstance(inner, tuple) and len(inner) == 1 and isinstance(inner[0], BaseException):
         exc = inner[0]
         inner = getattr(exc, "exceptions", None)
-    return f"{type(exc).__name__}: {exc}"
+    return describe(exc)
 
 
 def _client_for(spec: UpstreamSpec) -> Client:
