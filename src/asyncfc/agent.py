@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
-from .errors import ConfigurationError, ModelError, SessionBusyError, SessionClosedError
+from .errors import ConfigurationError, ModelError, SessionBusyError, SessionClosedError, describe
 from .executors import Executor, ExecutorKind, make_executor
 from .futures import AWAIT_TOOL, dumps
 from .models.base import (
@@ -408,7 +408,7 @@ class Session:
         except (ModelError, SessionClosedError):
             raise
         except Exception as exc:
-            raise ModelError(f"model {agent.model.name!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"model {agent.model.name!r} failed: {describe(exc)}") from exc
         if response is None:
             raise ModelError(f"model {agent.model.name!r} ended its stream without a response")
         response.usage.estimate_timing(response.ttft_s, response.duration_s)  # no-op when timed already
