@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from asyncfc import AsyncFCError, ErrorKind, ToolDefinitionError, tool
 from asyncfc.agent import Agent
 from asyncfc.executors import Executor, make_executor
+from asyncfc.executors import _base as executor_base
 from asyncfc.models.scripted import ScriptedCall, ScriptedModel, Turn
 from asyncfc.scheduler import Mode
 from asyncfc.tools import Tool
@@ -523,6 +524,39 @@ def test_async_tool_swallowing_cancellation_still_times_out() -> None:
     assert call.error is not None and call.error.kind is ErrorKind.TIMEOUT
     assert took < 0.35
     assert finished and closed >= 0.45
+
+
+def test_close_leaves_an_async_tool_that_never_accepts_its_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(executor_base, "STRAGGLER_WAIT_S", 0.2)
+    release = asyncio.Event()
+
+    @tool(pure=True, timeout=0.05)
+    async def stubborn() -> int:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                pass  # swallowed, every time
+        return 1
+
+    async def main() -> tuple[Any, list[asyncio.Task[Any]], float]:
+        executor = make_executor("threads")
+        agent = Agent(ScriptedModel([[ScriptedCall("stubborn")], "done"]), [stubborn], executor=executor)
+        result = await agent.run("go")
+        t0 = time.perf_counter()
+        with pytest.warns(RuntimeWarning, match="'stubborn' ignored its cancellation"):
+            await executor.close()
+        took = time.perf_counter() - t0
+        left = executor.abandoned_tasks
+        release.set()  # let it end, so that this test's own event loop can close
+        await asyncio.gather(*left)
+        return result, left, took
+
+    result, left, took = run(main())
+    assert result.calls[0].error is not None and result.calls[0].error.kind is ErrorKind.TIMEOUT
+    assert len(left) == 1 and 0.15 < took < 2.0
 
 
 def test_closed_executors_leave_no_threads() -> None:

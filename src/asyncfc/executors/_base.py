@@ -27,6 +27,7 @@ import queue
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -270,6 +271,7 @@ class _Decided:
         if self.deadlines is not None:
             self.deadlines.forget_done()
         if not self.task.done():
+            self.task.set_name(f"async tool {self.name!r}")  # for the warning if it outlives close()
             executor._give_up(self.task)
         if self.on_done is not None:
             self.on_done(outcome)
@@ -362,6 +364,10 @@ class _DaemonThreadPool:
         return left
 
 
+STRAGGLER_WAIT_S = 5.0
+"""How long :meth:`Executor.close` waits for async tools that ignored their cancellation."""
+
+
 class Executor:
     """Where calls run; shared by all sessions of an agent. This base class is the
     ``"threads"`` executor: async tools on the event loop, sync tools in daemon threads.
@@ -396,6 +402,9 @@ class Executor:
         self._per_tool_running: dict[str, int] = {}
         self.abandoned_threads: list[threading.Thread] = []
         """After :meth:`close`: threads still running a sync tool that timed out (daemons)."""
+        self.abandoned_tasks: list[asyncio.Task[Any]] = []
+        """After :meth:`close`: async tools still running :data:`STRAGGLER_WAIT_S` after it
+        began, though cancelled (each one also warned about)."""
 
     # -- the contract -----------------------------------------------------------------
 
@@ -520,12 +529,22 @@ class Executor:
         return await self._wait(job.future, timeout, self._pool.abandon, job)
 
     async def close(self) -> None:
-        """Release the workers. Waits for async tools that ignored their cancellation;
-        threads still running a timed-out sync tool are left to finish (they are daemons,
+        """Release the workers. Waits up to :data:`STRAGGLER_WAIT_S` for async tools that
+        ignored their cancellation, then leaves them, warns and lists them in
+        :attr:`abandoned_tasks` (``asyncio.run`` itself still waits for every task at exit).
+        Threads still running a timed-out sync tool are left to finish (they are daemons,
         so they do not keep the process alive) and listed in :attr:`abandoned_threads`.
         The executor may be used again afterwards: workers start on demand."""
-        while self._stragglers:
-            await asyncio.gather(*list(self._stragglers), return_exceptions=True)
+        if self._stragglers:
+            await asyncio.wait(list(self._stragglers), timeout=STRAGGLER_WAIT_S)
+        self.abandoned_tasks = [t for t in self._stragglers if not t.done()]
+        for task in self.abandoned_tasks:
+            warnings.warn(
+                f"{task.get_name()} ignored its cancellation and still runs {STRAGGLER_WAIT_S:g} s later; "
+                "left running (asyncio.run will wait for it at exit)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self._release(wait=False)
 
     def shutdown(self, wait: bool = False) -> None:
