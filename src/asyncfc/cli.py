@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +23,36 @@ from .scheduler import Mode
 
 console = Console(stderr=True)
 out = Console()
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def _bounded(text: str, convert: Callable[[str], _Number], *, positive: bool) -> _Number:
+    """An option's number, refused (exit code 2, with the reason) unless finite and at least 0 or 1."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(f"must be a {'positive' if positive else 'non-negative'} number, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _bounded(text, int, positive=True)
+
+
+def non_negative_int(text: str) -> int:
+    return _bounded(text, int, positive=False)
+
+
+def positive_float(text: str) -> float:
+    return _bounded(text, float, positive=True)
+
+
+def non_negative_float(text: str) -> float:
+    return _bounded(text, float, positive=False)
 
 
 def parse_modes(text: str) -> list[Mode]:
@@ -95,10 +127,10 @@ def cmd_bench_synthetic(args: argparse.Namespace) -> int:
 
 
 def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    values = [positive_int(x) for x in text.split(",") if x.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
 
 
 def cmd_bench_overhead(args: argparse.Namespace) -> int:
@@ -327,19 +359,29 @@ def _print_demo_run(run: Any) -> None:
     out.print(f"   {verdict}")
 
 
+def _version() -> str:
+    try:
+        return version("asyncfc")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asyncfc", description="Future-based asynchronous function calling for LLM agents."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="run a benchmark").add_subparsers(dest="bench", required=True)
     syn = bench.add_parser("synthetic", help="independent chains of dependent calls in every mode")
-    syn.add_argument("--chains", type=int, default=4, help="independent chains (default 4)")
-    syn.add_argument("--length", type=int, default=3, help="calls per chain (default 3)")
-    syn.add_argument("--delay", type=float, default=0.2, help="seconds per tool call (default 0.2)")
+    syn.add_argument("--chains", type=positive_int, default=4, help="independent chains (default 4)")
+    syn.add_argument("--length", type=positive_int, default=3, help="calls per chain (default 3)")
     syn.add_argument(
-        "--decode", type=float, default=0.05, help="model decode seconds per call (default 0.05)"
+        "--delay", type=non_negative_float, default=0.2, help="seconds per tool call (default 0.2)"
+    )
+    syn.add_argument(
+        "--decode", type=non_negative_float, default=0.05, help="model decode seconds per call (default 0.05)"
     )
     syn.add_argument(
         "--modes", type=parse_modes, default=["sync", "parallel", "async"], help="comma-separated modes"
@@ -369,11 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="client CPU per call of every mode and a bare SDK loop against an instant server in another process",
     )
-    ovh.add_argument("--repeats", type=int, default=3, help="with --server: measured rounds (median)")
+    ovh.add_argument(
+        "--repeats", type=positive_int, default=3, help="with --server: measured rounds (median, default 3)"
+    )
     ovh.set_defaults(func=cmd_bench_overhead)
 
     load = bench.add_parser("load", help="many concurrent multi-turn sessions, optionally with faults")
-    load.add_argument("--sessions", type=int, default=1000, help="concurrent sessions (default 1000)")
+    load.add_argument(
+        "--sessions", type=positive_int, default=1000, help="concurrent sessions (default 1000)"
+    )
     load.add_argument("--faults", action="store_true", help="inject tool, model and cancellation faults")
     load.add_argument("--seed", type=int, default=0, help="fault-injection seed")
     load.add_argument(
@@ -382,7 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--json", action="store_true", help="print one JSON object")
     load.add_argument("--executor", choices=EXECUTOR_CHOICES, default="threads", help="where tools run")
     load.add_argument(
-        "--workers", type=int, default=0, help="with --executor ray: spread sessions over N Ray actors"
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="with --executor ray: spread sessions over N Ray actors (default 0: none)",
     )
     load.set_defaults(func=cmd_bench_load)
 
@@ -418,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-llm", action="store_true", help="skip the real-model part")
     demo.add_argument(
         "--lookup-latency",
-        type=float,
+        type=non_negative_float,
         default=5.0,
         metavar="SECONDS",
         help="seconds each weather lookup takes (default 5, the latency the paper injected)",

@@ -40,6 +40,7 @@ from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ..cli import non_negative_float, positive_int
 from ..models.base import Message
 from ..models.scripted import Ref, ScriptedCall, TurnSpec, call_results, tokens_of
 from ..models.simserver import SimServer
@@ -802,11 +803,11 @@ def add_parser(bench: Any) -> None:
     )
     p.add_argument("--systems", type=_names(SYSTEMS), default=list(SYSTEMS), help="comma-separated systems")
     p.add_argument(
-        "--repeats", type=int, default=3, help="interleaved rounds; medians are reported (default 3)"
+        "--repeats", type=positive_int, default=3, help="interleaved rounds; medians are reported (default 3)"
     )
     p.add_argument(
         "--grace",
-        type=float,
+        type=non_negative_float,
         default=DEFAULT_GRACE_S,
         help=f"asyncfc grace window, s (default {DEFAULT_GRACE_S})",
     )

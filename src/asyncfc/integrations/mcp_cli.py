@@ -7,6 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
+from ..cli import non_negative_float, non_negative_int, positive_float, positive_int
 from ..runtime import DEFAULT_GRACE_S
 
 EPILOG = """\
@@ -53,7 +54,10 @@ def add_parser(sub: Any) -> None:
     )
     srv.add_argument("--host", default="127.0.0.1", help="HTTP address to bind (default: 127.0.0.1)")
     srv.add_argument(
-        "--port", type=int, default=8000, help="HTTP port, 0 picks a free one (default: 8000); path /mcp"
+        "--port",
+        type=non_negative_int,
+        default=8000,
+        help="HTTP port, 0 picks a free one (default: 8000); path /mcp",
     )
     srv.add_argument(
         "--annotations",
@@ -63,19 +67,19 @@ def add_parser(sub: Any) -> None:
     )
     srv.add_argument(
         "--grace",
-        type=float,
+        type=non_negative_float,
         default=DEFAULT_GRACE_S,
         help=f"seconds a call may take and still answer with its value (default: {DEFAULT_GRACE_S})",
     )
     srv.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=60.0,
         help="per-call time limit in seconds for tools without their own (default: 60)",
     )
     srv.add_argument(
         "--max-result-chars",
-        type=int,
+        type=positive_int,
         default=None,
         help="truncate longer results for the model (default: none)",
     )

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ...cli import parse_modes
+from ...cli import non_negative_float, parse_modes, positive_float, positive_int
 from ...scheduler import Mode
 from .data import Entry, load_category
 
@@ -57,13 +57,6 @@ def _range(text: str) -> slice:
         raise argparse.ArgumentTypeError(f"entries must look like 0:50, 10: or 7 (got {text!r})") from exc
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
 def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     """Register ``bfcl`` on the ``bench`` sub-parsers (its handler is ``args.func``)."""
     p: argparse.ArgumentParser = bench_subparsers.add_parser(
@@ -78,16 +71,19 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--entries", type=_range, help="index range per category, e.g. 0:50 (default all)")
     pick.add_argument(
-        "--sample", type=int, help="N entries per category, seeded, spread over the class blocks"
+        "--sample", type=positive_int, help="N entries per category, seeded, spread over the class blocks"
     )
     p.add_argument("--seed", type=int, default=0, help="seed for --sample and bootstrap (default 0)")
     p.add_argument(
-        "--delay", type=float, default=5.0, help="seconds each call sleeps before it runs (default 5)"
+        "--delay",
+        type=non_negative_float,
+        default=5.0,
+        help="seconds each call sleeps before it runs (default 5)",
     )
     p.add_argument("--delay-profile", type=Path, help='JSON {"function": seconds}; others take --delay')
     p.add_argument(
         "--time-scale",
-        type=_positive,
+        type=positive_float,
         default=1.0,
         help="multiplies delays and decode times (0.01 = 100x faster)",
     )
@@ -105,12 +101,17 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         default="parallel",
         help="replay: calls per response (default parallel)",
     )
-    p.add_argument("--ttft", type=float, default=0.5, help="replay: seconds to first token (default 0.5)")
     p.add_argument(
-        "--tps", type=_positive, default=60.0, help="replay: output tokens per second (default 60)"
+        "--ttft", type=non_negative_float, default=0.5, help="replay: seconds to first token (default 0.5)"
     )
     p.add_argument(
-        "--repeat", type=int, default=1, help="run everything K times, averaging per entry (default 1)"
+        "--tps", type=positive_float, default=60.0, help="replay: output tokens per second (default 60)"
+    )
+    p.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="run everything K times, averaging per entry (default 1)",
     )
     p.add_argument(
         "--sweep", type=_floats, help="run at each delay, e.g. 1,5,10, and plot latency against it"
@@ -124,7 +125,7 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         help="async: when a final answer gets another model step",
     )
     p.add_argument(
-        "--max-steps", type=int, default=20, help="model steps per user turn (default 20, as BFCL)"
+        "--max-steps", type=positive_int, default=20, help="model steps per user turn (default 20, as BFCL)"
     )
     p.add_argument(
         "--no-example",
