@@ -498,3 +498,31 @@ def test_an_unknown_mode_lists_the_valid_ones() -> None:
     assert isinstance(info.value, AsyncFCError) and isinstance(info.value, ValueError)
     with pytest.raises(ConfigurationError, match="append, rewrite, synthetic_await"):
         Agent(ScriptedModel(["x"]), [], delivery="nope")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("grace_s", -1),
+        ("grace_s", math.nan),
+        ("max_steps", 0),
+        ("max_revisions", -1),
+        ("max_result_chars", 0),
+        ("max_session_concurrency", 0),
+        ("max_concurrency", -2),  # hung every call before
+        ("default_timeout", 0),
+        ("tool_limits", {"f": 0}),  # hung every call of f before
+    ],
+)
+def test_a_number_out_of_range_is_a_configuration_error(option: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match=option.split("[")[0]):
+        Agent(ScriptedModel(["x"]), [], **{option: value})
+
+
+@pytest.mark.parametrize("timeout", [0, -1, math.nan, math.inf])
+def test_a_tool_timeout_out_of_range_is_a_definition_error(timeout: float) -> None:
+    with pytest.raises(ToolDefinitionError, match="timeout must be a number greater than 0"):
+
+        @tool(pure=True, timeout=timeout)
+        async def f() -> int:
+            return 1

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
-from .errors import ConfigurationError, ModelError, SessionBusyError, SessionClosedError, describe
+from .errors import (
+    ConfigurationError,
+    ModelError,
+    SessionBusyError,
+    SessionClosedError,
+    check_number,
+    describe,
+)
 from .executors import Executor, ExecutorKind, make_executor
 from .futures import AWAIT_TOOL, dumps
 from .models.base import (
@@ -137,6 +144,11 @@ class Agent:
         _check_choice("mode", mode, ("sync", "parallel", "async"))
         _check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
         _check_choice("revise policy", revise, ("always", "when_needed"))
+        check_number("grace_s", grace_s, 0)
+        check_number("max_steps", max_steps, 1, integer=True)
+        check_number("max_revisions", max_revisions, 0, integer=True)
+        check_number("max_session_concurrency", max_session_concurrency, 1, integer=True, none=True)
+        check_number("max_result_chars", max_result_chars, 1, integer=True, none=True)
         self.model = model
         self.tools: dict[str, Tool] = {}
         self.set_tools(tools)

@@ -35,7 +35,9 @@ def _bounded(text: str, convert: Callable[[str], _Number], *, positive: bool) ->
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise argparse.ArgumentTypeError(f"must be a {'positive' if positive else 'non-negative'} number, got {text}")
+        raise argparse.ArgumentTypeError(
+            f"must be a {'positive' if positive else 'non-negative'} number, got {text}"
+        )
     return value
 
 

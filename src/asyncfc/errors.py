@@ -13,6 +13,7 @@ never raised: they resolve the call's future to a :class:`CallError` the model r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -30,6 +31,28 @@ def describe(exc: BaseException) -> str:
     except Exception as err:  # noqa: BLE001 - whatever a tool's __str__ raises
         text = f"<its str() raised {type(err).__name__}>"
     return f"{type(exc).__name__}: {text}"
+
+
+def check_number(
+    option: str, value: Any, minimum: float, *, above: bool = False, integer: bool = False, none: bool = False
+) -> None:
+    """Raise :class:`ConfigurationError` unless ``value`` is a finite number at least
+    ``minimum`` (greater than it if ``above``; an ``int`` if ``integer``; or ``None`` if ``none``)."""
+    if value is None and none:
+        return
+    kinds = (int,) if integer else (int, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kinds)
+        or not math.isfinite(value)
+        or value < minimum
+        or (above and value == minimum)
+    ):
+        what = "an integer" if integer else "a number"
+        bound = f"greater than {minimum:g}" if above else f"of at least {minimum:g}"
+        raise ConfigurationError(
+            f"{option} must be {what} {bound}{' or None' if none else ''}, got {value!r}"
+        )
 
 
 class ToolDefinitionError(AsyncFCError):

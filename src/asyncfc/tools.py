@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -60,6 +61,15 @@ class Tool:
     resources: Mapping[str, float] | None = None
     """What one call needs from a cluster executor, e.g. ``{"num_cpus": 1}``."""
     args_model: type[BaseModel] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        t = self.timeout
+        if t is not None and (
+            isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0 or t == math.inf
+        ):
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: timeout must be a number greater than 0 or None, got {t!r}"
+            )
 
     @functools.cached_property
     def is_async(self) -> bool:

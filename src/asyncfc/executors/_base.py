@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from ..errors import AsyncFCError, describe
+from ..errors import AsyncFCError, check_number, describe
 from ..tools import Tool
 from ._worker import drained
 
@@ -385,6 +385,11 @@ class Executor:
         tool_limits: Mapping[str, int] | None = None,
         max_threads: int = 32,
     ) -> None:
+        check_number("default_timeout", default_timeout, 0, above=True, none=True)
+        check_number("max_concurrency", max_concurrency, 1, integer=True, none=True)
+        for name, limit in (tool_limits or {}).items():
+            check_number(f"tool_limits[{name!r}]", limit, 1, integer=True)
+        check_number("max_threads", max_threads, 1, integer=True)
         self.default_timeout = default_timeout
         self.max_concurrency = max_concurrency
         self.tool_limits = dict(tool_limits or {})
