@@ -49,6 +49,7 @@ from .runtime import (
     AWAIT_SPEC,
     DEFAULT_GRACE_S,
     Runtime,
+    check_options,
     model_specs,
     revision_needed,
     tool_table,
@@ -144,11 +145,9 @@ class Agent:
         _check_choice("mode", mode, ("sync", "parallel", "async"))
         _check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
         _check_choice("revise policy", revise, ("always", "when_needed"))
-        check_number("grace_s", grace_s, 0)
+        check_options(grace_s, max_result_chars, max_session_concurrency, "max_session_concurrency")
         check_number("max_steps", max_steps, 1, integer=True)
         check_number("max_revisions", max_revisions, 0, integer=True)
-        check_number("max_session_concurrency", max_session_concurrency, 1, integer=True, none=True)
-        check_number("max_result_chars", max_result_chars, 1, integer=True, none=True)
         self.model = model
         self.tools: dict[str, Tool] = {}
         self.set_tools(tools)

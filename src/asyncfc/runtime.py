@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from .errors import CallError, ConfigurationError, ErrorKind, SessionClosedError, ToolDefinitionError
+from .errors import (
+    CallError,
+    ConfigurationError,
+    ErrorKind,
+    SessionClosedError,
+    ToolDefinitionError,
+    check_number,
+)
 from .executor import Executor
 from .futures import (
     AWAIT_TOOL,
@@ -94,6 +101,7 @@ class Runtime:
     ) -> None:
         if mode not in ("sync", "parallel", "async"):
             raise ConfigurationError(f"unknown mode {mode!r}; valid modes: sync, parallel, async")
+        check_options(grace_s, max_result_chars, max_concurrency)
         if isinstance(tools, Mapping):
             self.tools = tools  # shared with the host, which may change it between turns
         else:
@@ -342,6 +350,19 @@ class Runtime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def check_options(
+    grace_s: float,
+    max_result_chars: int | None,
+    max_concurrency: int | None,
+    concurrency: str = "max_concurrency",
+) -> None:
+    """Raise :class:`ConfigurationError` for a runtime option out of range (``concurrency``:
+    what the host calls the per-session limit)."""
+    check_number("grace_s", grace_s, 0)
+    check_number("max_result_chars", max_result_chars, 1, integer=True, none=True)
+    check_number(concurrency, max_concurrency, 1, integer=True, none=True)
 
 
 def model_specs(tools: Iterable[Tool], mode: Mode) -> list[dict[str, Any]]:
