@@ -29,7 +29,8 @@ _Number = TypeVar("_Number", int, float)
 
 
 def _bounded(text: str, convert: Callable[[str], _Number], *, positive: bool) -> _Number:
-    """An option's number, refused (exit code 2, with the reason) unless finite and at least 0 or 1."""
+    """An option's number, refused (exit code 2, with the reason) unless finite and positive
+    (or, with ``positive=False``, non-negative)."""
     try:
         value = convert(text)
     except ValueError:
