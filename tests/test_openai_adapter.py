@@ -371,6 +371,13 @@ def test_assembler_releases_the_last_call_when_its_arguments_close() -> None:
     assert asm.finish() == [ToolCall("c2", "note", '{"text": "a } and }"}')]
 
 
+def test_assembler_takes_arguments_sent_as_a_json_object() -> None:
+    """Some OpenAI-compatible servers send ``arguments`` as an object, not its JSON text:
+    that was an ``AttributeError`` inside the stream parser (a ``ModelError``)."""
+    asm = _CallAssembler(lambda: "unused")
+    assert asm.add_parts(0, "c1", "get", {"k": "x"}) == [ToolCall("c1", "get", '{"k": "x"}')]
+
+
 def test_generated_ids_avoid_ids_already_in_the_transcript() -> None:
     model = OpenAIChatModel("m", base_url="http://127.0.0.1:1/v1")
     used = {"call_0", "call_2"}

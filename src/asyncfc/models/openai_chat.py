@@ -13,6 +13,8 @@ Local servers have quirks this adapter absorbs so a run can continue:
   not a broken endpoint: it becomes an empty response with ``finish_reason="error"``.
 * Small models write calls as JSON text instead of ``tool_calls``; with
   ``parse_text_calls=True`` those are recovered (see :mod:`asyncfc.models.text_calls`).
+* Some servers send a call's ``arguments`` as a JSON object instead of its text; it is
+  taken as its JSON text.
 """
 
 from __future__ import annotations
@@ -103,6 +105,13 @@ def _wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
 
 
 _WIRE = "_asyncfc_openai_wire"
+
+
+def _as_json_text(arguments: Any) -> str:
+    """Call arguments as the protocol's JSON text; some servers send them as a JSON object."""
+    if arguments is None or isinstance(arguments, str):
+        return arguments or ""
+    return json.dumps(arguments, default=str)
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
@@ -238,6 +247,7 @@ class _CallAssembler:
         if name and not slot.name:
             slot.name = name  # sent once; some servers repeat it, never split it
         if arguments:
+            arguments = _as_json_text(arguments)
             slot.args.append(arguments)
             slot.open_braces += arguments.count("{") - arguments.count("}")
         ready = self._release(upto=len(self.slots) - 1, force=False)
@@ -525,7 +535,7 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
                 ToolCall(
                     id=tc.id or self._new_id(used),
                     name=tc.function.name,
-                    arguments=tc.function.arguments or "{}",
+                    arguments=_as_json_text(tc.function.arguments) or "{}",
                 )
             )
         if message.content:
