@@ -559,6 +559,25 @@ def test_close_leaves_an_async_tool_that_never_accepts_its_cancellation(
     assert len(left) == 1 and 0.15 < took < 2.0
 
 
+def test_the_threads_executor_needs_no_extra() -> None:
+    """cloudpickle comes with the processes and ray extras only: a plain install must import
+    asyncfc and run tools without it (the shared result drain once imported it)."""
+    script = (
+        "import sys; sys.modules['cloudpickle'] = None\n"
+        "import asyncio\n"
+        "from asyncfc import Agent, tool\n"
+        "from asyncfc.models.scripted import ScriptedCall, ScriptedModel\n"
+        "@tool(pure=True)\n"
+        "def squares() -> object:\n"
+        "    return (i * i for i in range(3))\n"
+        "model = ScriptedModel([[ScriptedCall('squares')], 'done'])\n"
+        "print(asyncio.run(Agent(model, [squares]).run('go')).calls[0].value)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 1, 4]"
+
+
 def test_closed_executors_leave_no_threads() -> None:
     import threading
 

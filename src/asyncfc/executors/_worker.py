@@ -31,10 +31,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import cloudpickle
-
 _LEN = struct.Struct(">Q")
 STARTED = b"s"
+
+
+def _cloudpickle() -> Any:
+    """cloudpickle (the processes and ray extras), imported on first use: the threads
+    executor shares :func:`drained` with this module and must run without it."""
+    import cloudpickle
+
+    return cloudpickle
 
 
 MAX_RESULT_ITEMS = 100_000
@@ -80,7 +86,7 @@ def _fallback(value: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    data: bytes = cloudpickle.dumps(obj)
+    data: bytes = _cloudpickle().dumps(obj)
     return data
 
 
@@ -138,7 +144,7 @@ class _Broken:
 
 def _load(fn_bytes: bytes) -> Any:
     try:
-        return cloudpickle.loads(fn_bytes)
+        return _cloudpickle().loads(fn_bytes)
     except BaseException as exc:  # noqa: BLE001
         return _Broken(exc)
 
@@ -178,7 +184,7 @@ def _serve(sock: socket.socket) -> None:
         try:
             if isinstance(fn, _Broken):
                 raise fn.error
-            kwargs = cloudpickle.loads(kwargs_bytes)
+            kwargs = _cloudpickle().loads(kwargs_bytes)
         except BaseException as exc:  # noqa: BLE001 - e.g. the tool's module is not importable here
             outcome: tuple[Any, ...] = ("err", exc)
         else:
