@@ -26,9 +26,11 @@ FUTURE_PREFIX = "fut_"
 AWAIT_TOOL = "await_future"
 """The tool the runtime adds in async mode: wait for futures and return their values."""
 
-_NUMBER = r"([0-9]{1,18})(?![0-9])"
-"""A sequence number: ASCII digits only, at most 18 of them (``int()`` of a model-written
-5,000-digit number raises, and no session issues 10**18 calls)."""
+_MAX_DIGITS = 18
+"""The longest number read from model text as a sequence number or an index (``int()`` of a
+model-written 5,000-digit number raises, and nothing here counts to 10**18)."""
+_NUMBER = rf"([0-9]{{1,{_MAX_DIGITS}}})(?![0-9])"
+"""A sequence number: ASCII digits only, at most :data:`_MAX_DIGITS` of them."""
 _PATH = r"(?:\.[A-Za-z_][\w-]*|\[[0-9]+\])*"
 REFERENCE = re.compile(rf"\b{FUTURE_PREFIX}{_NUMBER}({_PATH})")
 _WHOLE = re.compile(rf"\s*{FUTURE_PREFIX}{_NUMBER}({_PATH})\s*")
@@ -217,8 +219,7 @@ def _walk(value: Any, path: str, fid: str) -> Any:
                 )
             value = value[key]
         else:
-            # no list is 10**18 long: a longer index (int() may raise on it) is missing too
-            i = int(index) if len(index) <= 18 else -1
+            i = int(index) if len(index) <= _MAX_DIGITS else -1  # a longer index is missing too
             if not isinstance(value, list) or not 0 <= i < len(value):
                 raise ReferenceError_(
                     CallError(
