@@ -297,9 +297,8 @@ class Runtime:
                 err = CallError(
                     ErrorKind.UNKNOWN_FUTURE, f"unknown future {fid!r} (not issued in this session)"
                 )
-                out.append(
-                    failure(fid if len(fid) <= 64 else f"{fid[:64]}...", err)
-                )  # its message is bounded too
+                shown = fid if len(fid) <= 64 else f"{fid[:64]}..."  # model text: echo a bounded part
+                out.append(failure(shown, err))
             elif call.delivered_at is not None:
                 out.append({"future": call.id, "status": "delivered", "note": "its value was given earlier"})
             else:
