@@ -37,12 +37,9 @@ vehicle, trading, travel); ``--sample`` spreads over them."""
 
 
 def _floats(text: str) -> list[float]:
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from exc
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError("need one or more non-negative numbers")
+    values = [non_negative_float(x) for x in text.split(",") if x.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative numbers, got {text!r}")
     return values
 
 
