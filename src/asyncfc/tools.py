@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import math
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +21,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
-from .errors import ToolDefinitionError
+from .errors import ConfigurationError, ToolDefinitionError, check_number
 
 ROOT = ""
 """The label of the whole state tree; it conflicts with every other label."""
@@ -63,13 +62,10 @@ class Tool:
     args_model: type[BaseModel] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        t = self.timeout
-        if t is not None and (
-            isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0 or t == math.inf
-        ):
-            raise ToolDefinitionError(
-                f"tool {self.name!r}: timeout must be a number greater than 0 or None, got {t!r}"
-            )
+        try:
+            check_number("timeout", self.timeout, 0, above=True, none=True)
+        except ConfigurationError as exc:  # a tool's own annotation: a definition error
+            raise ToolDefinitionError(f"tool {self.name!r}: {exc}") from None
 
     @functools.cached_property
     def is_async(self) -> bool:
