@@ -24,10 +24,10 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .errors import (
-    ConfigurationError,
     ModelError,
     SessionBusyError,
     SessionClosedError,
+    check_choice,
     check_number,
     describe,
 )
@@ -76,11 +76,6 @@ def _canonical(arguments: str) -> str:
         return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
     except (ValueError, RecursionError):
         return arguments
-
-
-def _check_choice(option: str, value: Any, valid: Sequence[str]) -> None:
-    if value not in valid:
-        raise ConfigurationError(f"unknown {option} {value!r}; valid values: {', '.join(valid)}")
 
 
 ANSWER_NOW = (
@@ -142,9 +137,9 @@ class Agent:
         futures were pending gets another model step: ``"always"``, or ``"when_needed"`` (a
         settled call failed, or the answer mentions a future id, i.e. it relied on a value
         the model had not seen)."""
-        _check_choice("mode", mode, ("sync", "parallel", "async"))
-        _check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
-        _check_choice("revise policy", revise, ("always", "when_needed"))
+        check_choice("mode", mode, ("sync", "parallel", "async"))
+        check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
+        check_choice("revise policy", revise, ("always", "when_needed"))
         check_options(grace_s, max_result_chars, max_session_concurrency, "max_session_concurrency")
         check_number("max_steps", max_steps, 1, integer=True)
         check_number("max_revisions", max_revisions, 0, integer=True)

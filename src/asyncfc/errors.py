@@ -14,6 +14,7 @@ never raised: they resolve the call's future to a :class:`CallError` the model r
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -31,6 +32,12 @@ def describe(exc: BaseException) -> str:
     except Exception as err:  # noqa: BLE001 - whatever a tool's __str__ raises
         text = f"<its str() raised {type(err).__name__}>"
     return f"{type(exc).__name__}: {text}"
+
+
+def check_choice(option: str, value: Any, valid: Sequence[str]) -> None:
+    """Raise :class:`ConfigurationError`, listing the valid values, unless ``value`` is one."""
+    if value not in valid:
+        raise ConfigurationError(f"unknown {option} {value!r}; valid values: {', '.join(valid)}")
 
 
 def check_number(

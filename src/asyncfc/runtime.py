@@ -18,10 +18,10 @@ from typing import Any
 
 from .errors import (
     CallError,
-    ConfigurationError,
     ErrorKind,
     SessionClosedError,
     ToolDefinitionError,
+    check_choice,
     check_number,
 )
 from .executor import Executor
@@ -99,8 +99,7 @@ class Runtime:
         instructions: str = ASYNC_INSTRUCTIONS,
         trace: Trace | None = None,
     ) -> None:
-        if mode not in ("sync", "parallel", "async"):
-            raise ConfigurationError(f"unknown mode {mode!r}; valid modes: sync, parallel, async")
+        check_choice("mode", mode, ("sync", "parallel", "async"))
         check_options(grace_s, max_result_chars, max_concurrency)
         if isinstance(tools, Mapping):
             self.tools = tools  # shared with the host, which may change it between turns

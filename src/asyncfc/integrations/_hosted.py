@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
-from ..errors import ConfigurationError
+from ..errors import check_choice
 from ..runtime import Runtime, revision_needed
 from ..scheduler import Call
 from ..tools import Tool
@@ -87,10 +87,7 @@ class HostedRuntime:
     ) -> None:
         if (tools is None) == (runtime is None):
             raise ValueError("pass either asyncfc tools or a runtime")
-        if revise not in ("when_needed", "always", "never"):
-            raise ConfigurationError(
-                f"unknown revise policy {revise!r}; valid values: when_needed, always, never"
-            )
+        check_choice("revise policy", revise, ("when_needed", "always", "never"))
         self._owns_runtime = runtime is None
         self.runtime = runtime if runtime is not None else Runtime(tools or [], **runtime_options)
         self.revise: Revise = revise
