@@ -4,20 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck unit test-llm demo bench clean
+.PHONY: setup test lint typecheck imports docs unit test-llm demo bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml bench/pyproject.toml requirements-dev.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e . -e ./bench -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23 mpmath==1.3.0
 	touch $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src bench/src tests examples docs
+	$(BIN)/ruff format --check src bench/src tests examples docs
+
+imports: setup
+	$(BIN)/lint-imports
+
+docs: setup
+	$(BIN)/mkdocs build --strict --quiet --site-dir .site
 
 typecheck: setup
 	$(BIN)/mypy
@@ -25,7 +31,7 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: lint typecheck imports docs unit
 
 test-llm: setup
 	$(BIN)/pytest -m llm -o addopts="-q --strict-markers" --timeout=1800
@@ -37,4 +43,4 @@ bench: setup
 	$(BIN)/asyncfc bench synthetic
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .site

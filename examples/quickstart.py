@@ -7,7 +7,7 @@ Runs anywhere (a scripted model stands in for the LLM). Swap in
 import asyncio
 
 from asyncfc import Agent, tool
-from asyncfc.models import Ref, ScriptedCall, ScriptedModel
+from asyncfc.testing import Ref, ScriptedCall, ScriptedModel
 
 
 @tool(pure=True)

@@ -16,8 +16,9 @@ from .errors import (
     SessionClosedError,
     ToolDefinitionError,
 )
+from .mode import Mode
 from .runtime import Reply, Runtime
-from .scheduler import Call, Mode
+from .scheduler import Call
 from .tools import Tool, tool, tool_from_schema
 from .trace import Trace, plot_timeline
 

@@ -33,6 +33,7 @@ from .errors import (
 )
 from .executors import Executor, ExecutorKind, make_executor
 from .futures import AWAIT_TOOL, dumps
+from .mode import Mode
 from .models.base import (
     Message,
     Model,
@@ -55,7 +56,7 @@ from .runtime import (
     tool_table,
     with_earlier,
 )
-from .scheduler import Call, Mode, Scheduler
+from .scheduler import Call, Scheduler
 from .tools import Tool
 from .trace import Trace
 
@@ -115,7 +116,7 @@ class Agent:
         model: Model,
         tools: Sequence[Tool],
         *,
-        mode: Mode = "async",
+        mode: Mode | str = Mode.ASYNC,
         delivery: Delivery = "append",
         grace_s: float = DEFAULT_GRACE_S,
         system_prompt: str | None = None,
@@ -137,7 +138,7 @@ class Agent:
         futures were pending gets another model step: ``"always"``, or ``"when_needed"`` (a
         settled call failed, or the answer mentions a future id, i.e. it relied on a value
         the model had not seen)."""
-        check_choice("mode", mode, ("sync", "parallel", "async"))
+        self.mode = Mode.of(mode)
         check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
         check_choice("revise policy", revise, ("always", "when_needed"))
         check_options(grace_s, max_result_chars, max_session_concurrency, "max_session_concurrency")
@@ -146,7 +147,6 @@ class Agent:
         self.model = model
         self.tools: dict[str, Tool] = {}
         self.set_tools(tools)
-        self.mode: Mode = mode
         self.delivery: Delivery = delivery
         self.grace_s = grace_s
         self.system_prompt = system_prompt
@@ -386,7 +386,7 @@ class Session:
         if system:
             messages.append(Message("system", "\n\n".join(system)))
         if profile.example is not None:  # a fixed prefix: the provider's cache keeps it
-            messages.extend(profile.example(agent.mode == "async"))
+            messages.extend(profile.example(self.runtime.mode.shows_futures))
         messages.extend(history[1:] if skip else history)  # list copies run at memcpy speed; no shifts
         if self._answer_now:  # this step only: the history keeps no trace of it
             messages.append(Message("user", ANSWER_NOW))
@@ -401,7 +401,7 @@ class Session:
         """One model request; with early dispatch, calls start while the model is still decoding."""
         agent = self.agent
         request = self._request()
-        early = agent.early_dispatch and agent.mode in ("async", "parallel")
+        early = agent.early_dispatch and self.runtime.mode.dispatches_early
         self._announced, self._dispatched = [], {}
         t0 = self.trace.now()
         response: ModelResponse | None = None
@@ -470,16 +470,14 @@ class Session:
 
     async def _answer_calls(self, response: ModelResponse, step: int) -> None:
         """Append one tool message per call, in the order the model wrote them."""
-        mode = self.agent.mode
+        futures = self.runtime.mode.shows_futures
         calls: list[tuple[ToolCall, Call | None]] = []
         for i, tc in enumerate(response.tool_calls):
-            if tc.name == AWAIT_TOOL and mode == "async":
+            if tc.name == AWAIT_TOOL and futures:
                 calls.append((tc, None))
                 continue
-            submitted = self._dispatched.get(i) or self._submit(tc, step)
-            if mode == "sync":
-                await submitted.future.wait()
-            calls.append((tc, submitted))
+            # in sync mode the runtime runs them one after another, in this order
+            calls.append((tc, self._dispatched.get(i) or self._submit(tc, step)))
         for tc, answered in calls:
             if answered is None:
                 content = await self.runtime.await_futures(tc.arguments)

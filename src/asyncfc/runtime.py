@@ -21,10 +21,9 @@ from .errors import (
     ErrorKind,
     SessionClosedError,
     ToolDefinitionError,
-    check_choice,
     check_number,
 )
-from .executor import Executor
+from .executors import Executor
 from .futures import (
     AWAIT_TOOL,
     FUTURE_PREFIX,
@@ -37,7 +36,8 @@ from .futures import (
     resolved,
     widen_schema,
 )
-from .scheduler import Call, Mode, Scheduler
+from .mode import Mode
+from .scheduler import Call, Scheduler
 from .tools import Tool
 from .trace import Trace
 
@@ -90,7 +90,7 @@ class Runtime:
         self,
         tools: Sequence[Tool] | Mapping[str, Tool],
         *,
-        mode: Mode = "async",
+        mode: Mode | str = Mode.ASYNC,
         executor: Executor | None = None,
         grace_s: float = DEFAULT_GRACE_S,
         max_result_chars: int | None = None,
@@ -99,16 +99,16 @@ class Runtime:
         instructions: str = ASYNC_INSTRUCTIONS,
         trace: Trace | None = None,
     ) -> None:
-        check_choice("mode", mode, ("sync", "parallel", "async"))
+        self.mode = Mode.of(mode)
+        """The one mode of this conversation: the scheduler orders calls by it, whoever submits them."""
         check_options(grace_s, max_result_chars, max_concurrency)
         if isinstance(tools, Mapping):
             self.tools = tools  # shared with the host, which may change it between turns
         else:
             self.tools = tool_table(tools)
-        self.mode: Mode = mode
         self.grace_s = grace_s
         self.max_result_chars = max_result_chars
-        self.instructions = instructions if mode == "async" else ""
+        self.instructions = instructions if self.mode.shows_futures else ""
         self._owns_executor = executor is None
         self.executor = executor or Executor(default_timeout=default_timeout)
         self.trace = trace or Trace()
@@ -119,7 +119,7 @@ class Runtime:
             self.tools,
             self.executor,
             self.trace,
-            mode,
+            self.mode,
             max_concurrency=max_concurrency,
             on_resolved=self._resolved.append,
         )
@@ -160,14 +160,14 @@ class Runtime:
         window since the call was emitted has passed, then answers with a placeholder.
         """
         if not call.done:
-            if self.mode != "async":
+            if not self.mode.shows_futures:
                 await call.future.wait()
             else:
                 left = call.emitted_at + self.grace_s - self.trace.now()
                 if left > 0:
                     await call.future.wait(left)
         note = self._repeat_note(call)
-        if call.done and self.mode != "async":
+        if call.done and not self.mode.shows_futures:
             text = self.sync_text(call)
             return f"{text}\n({note})" if note else text
         if call.done:
@@ -182,7 +182,7 @@ class Runtime:
     def _repeat_note(self, call: Call) -> str:
         if call.repeat_of is None:
             return ""
-        same = f" {future_id(call.repeat_of)}" if self.mode == "async" else ""
+        same = f" {future_id(call.repeat_of)}" if self.mode.shows_futures else ""
         return (
             f"this repeats an earlier identical call{same}, so it was not run again; do not repeat it: "
             "go on with the next step, or answer if the task is done"
@@ -192,7 +192,7 @@ class Runtime:
         self, name: str, arguments: str | Mapping[str, Any], tool_call_id: str | None = None
     ) -> Reply:
         """Submit one call and return its tool-message text, with earlier values piggybacked."""
-        if name == AWAIT_TOOL and self.mode == "async":
+        if name == AWAIT_TOOL and self.mode.shows_futures:
             text, own = await self._await(arguments)
             call = None
         else:
@@ -363,11 +363,11 @@ def check_options(
     check_number(concurrency, max_concurrency, 1, integer=True, none=True)
 
 
-def model_specs(tools: Iterable[Tool], mode: Mode) -> list[dict[str, Any]]:
+def model_specs(tools: Iterable[Tool], mode: Mode | str) -> list[dict[str, Any]]:
     """Tools as the model sees them: in async mode references are allowed in every parameter
     and ``await_future`` is offered."""
     specs = [t.spec() for t in tools]
-    if mode != "async":
+    if not Mode.of(mode).shows_futures:
         return specs
     return [*({**s, "parameters": widen_schema(s["parameters"])} for s in specs), AWAIT_SPEC]
 

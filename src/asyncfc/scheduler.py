@@ -14,10 +14,10 @@ import json
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from .errors import CallError, ErrorKind, describe
-from .executor import Executor, ToolFailed, ToolTimeout, WorkerLost
+from .executors import Executor, ToolFailed, ToolTimeout, WorkerLost
 from .futures import (
     MAX_NESTING,
     Future,
@@ -29,10 +29,9 @@ from .futures import (
     references_in,
     substitute,
 )
+from .mode import Mode
 from .tools import ROOT, ArgumentsError, Tool
 from .trace import Trace
-
-Mode = Literal["sync", "parallel", "async"]
 
 
 @dataclass(eq=False, slots=True)
@@ -401,7 +400,7 @@ class Scheduler:
         tools: Mapping[str, Tool],
         executor: Executor,
         trace: Trace,
-        mode: Mode,
+        mode: Mode | str,
         *,
         max_concurrency: int | None = None,
         on_resolved: Callable[[Call], None] | None = None,
@@ -409,7 +408,7 @@ class Scheduler:
         self.tools = tools
         self.executor = executor
         self.trace = trace
-        self.mode = mode
+        self.mode = Mode.of(mode)
         self.calls: list[Call] = []
         trace.follow(self.calls)
         self.hazards = HazardIndex()
@@ -447,7 +446,7 @@ class Scheduler:
         deps: Sequence[Call] = ()  # empty tuples, not fresh containers: thousands of calls wait at once
         waits: Collection[Call] = ()
         kwargs: dict[str, Any] | None = None
-        refs = references_in(raw_arguments, arguments) if self.mode == "async" else []
+        refs = references_in(raw_arguments, arguments) if self.mode.shows_futures else []
         if refs:
             unknown = [r for r in refs if not 0 < r < call.seq]
             if unknown:
@@ -465,7 +464,11 @@ class Scheduler:
                     call, ErrorKind.INVALID_ARGUMENTS, f"invalid arguments for {tool.name}: {exc}"
                 )
             call.resolved_arguments = arguments
-        if self.mode == "async":
+        if self.mode.one_at_a_time:  # program order, whoever submits: each call waits for the one before
+            previous = self.calls[-2] if len(self.calls) > 1 else None
+            if previous is not None and not previous.done:
+                waits = (previous,)
+        elif self.mode.shows_futures:
             # a field that holds a reference is unknown until it resolves: its label is widened
             reads, writes = (
                 tool.labels(kwargs, holds_reference, validated=True)

@@ -1,6 +1,6 @@
 """Model protocol and adapters.
 
-The SDK-backed adapters and the simulated-decode server are imported on first use, so
+The SDK-backed adapters are imported on first use, so
 ``import asyncfc`` stays fast for users of only one protocol.
 """
 
@@ -20,18 +20,15 @@ from .base import (
     Usage,
     complete,
 )
-from .scripted import Ref, ScriptedCall, ScriptedModel
 
 if TYPE_CHECKING:
     from .anthropic_messages import AnthropicMessagesModel
     from .openai_chat import OpenAIChatModel
-    from .simserver import SimServer
     from .text_calls import parse_text_calls
 
 _LAZY = {
     "AnthropicMessagesModel": "anthropic_messages",
     "OpenAIChatModel": "openai_chat",
-    "SimServer": "simserver",
     "parse_text_calls": "text_calls",
 }
 
@@ -46,7 +43,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AnthropicMessagesModel",
-    "ScriptedCall",
     "Message",
     "Model",
     "ModelEvent",
@@ -54,10 +50,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "OpenAIChatModel",
-    "Ref",
     "ResponseDone",
-    "ScriptedModel",
-    "SimServer",
     "TextDelta",
     "ToolCall",
     "ToolCallReady",

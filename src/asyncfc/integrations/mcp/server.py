@@ -27,7 +27,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from ...errors import SessionClosedError
-from ...executor import Executor
+from ...executors import Executor
 from ...futures import AWAIT_TOOL
 from ...runtime import DEFAULT_GRACE_S, Reply, Runtime
 from ...scheduler import Call

@@ -1,0 +1,5 @@
+"""``python -m asyncfc.cli``: the ``asyncfc`` command."""
+
+from . import main
+
+raise SystemExit(main())
