@@ -19,7 +19,7 @@ from asyncfc.models.base import (
     ToolCall,
     ToolCallReady,
 )
-from asyncfc.runtime import EARLIER
+from asyncfc.model_text import EARLIER
 from asyncfc.scheduler import Call
 
 RawTurn = str | list[ToolCall]

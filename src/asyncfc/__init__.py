@@ -5,7 +5,7 @@ a scheduler runs calls in parallel where data dependencies and read/write sets a
 resolved values reach the model at turn boundaries or through the ``await_future`` tool.
 """
 
-from .agent import ASYNC_INSTRUCTIONS, Agent, Delivery, RunResult, Session
+from .agent import Agent, Delivery, RunResult, Session
 from .errors import (
     AsyncFCError,
     CallError,
@@ -17,6 +17,7 @@ from .errors import (
     ToolDefinitionError,
 )
 from .mode import Mode
+from .model_text import ASYNC_INSTRUCTIONS
 from .runtime import Reply, Runtime
 from .scheduler import Call
 from .tools import Tool, tool, tool_from_schema

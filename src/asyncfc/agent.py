@@ -27,13 +27,15 @@ from .errors import (
     ModelError,
     SessionBusyError,
     SessionClosedError,
+    UsageError,
     check_choice,
     check_number,
     describe,
 )
 from .executors import Executor, ExecutorKind, make_executor
-from .futures import AWAIT_TOOL, dumps
+from .futures import dumps
 from .mode import Mode
+from .model_text import ANSWER_NOW, ASYNC_INSTRUCTIONS, AWAIT_SPEC, AWAIT_TOOL, model_specs, with_earlier
 from .models.base import (
     Message,
     Model,
@@ -46,22 +48,17 @@ from .models.base import (
     Usage,
 )
 from .runtime import (
-    ASYNC_INSTRUCTIONS,
-    AWAIT_SPEC,
     DEFAULT_GRACE_S,
     Runtime,
     check_options,
-    model_specs,
-    revision_needed,
     tool_table,
-    with_earlier,
 )
+from .revise import POLICIES, Revise, revision_needed
 from .scheduler import Call, Scheduler
 from .tools import Tool
 from .trace import Trace
 
 Delivery = Literal["append", "rewrite", "synthetic_await"]
-Revise = Literal["always", "when_needed"]
 
 __all__ = ["ASYNC_INSTRUCTIONS", "AWAIT_SPEC", "Agent", "Delivery", "Revise", "RunResult", "Session"]
 
@@ -77,14 +74,6 @@ def _canonical(arguments: str) -> str:
         return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
     except (ValueError, RecursionError):
         return arguments
-
-
-ANSWER_NOW = (
-    "Your last calls repeated earlier ones and were not run again. Do not write a tool call: "
-    "answer my request now, in plain text, with the results above."
-)
-"""Sent, with no tools, after a step made only of repeats (a profile with ``answer_repeats``):
-without it a small model offered no tools writes its next call as text instead of answering."""
 
 
 @dataclass
@@ -135,12 +124,13 @@ class Agent:
         executor: Executor | ExecutorKind | None = None,
     ) -> None:
         """See the README's options table; ``revise`` decides when a final answer given while
-        futures were pending gets another model step: ``"always"``, or ``"when_needed"`` (a
-        settled call failed, or the answer mentions a future id, i.e. it relied on a value
-        the model had not seen)."""
+        futures were pending gets another model step once their values are delivered:
+        ``"when_needed"`` (a settled call failed, or the answer mentions a future id, i.e. it
+        relied on a value the model had not seen), ``"always"``, or ``"never"`` (the answer
+        stands; the values are in the transcript). The rule is :func:`asyncfc.revise.revision_needed`."""
         self.mode = Mode.of(mode)
         check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
-        check_choice("revise policy", revise, ("always", "when_needed"))
+        check_choice("revise policy", revise, POLICIES)
         check_options(grace_s, max_result_chars, max_session_concurrency, "max_session_concurrency")
         check_number("max_steps", max_steps, 1, integer=True)
         check_number("max_revisions", max_revisions, 0, integer=True)
@@ -200,6 +190,15 @@ class Agent:
         The model's connections belong to that loop, so they are closed with it: nothing is
         left open when this returns, and the next call opens new ones.
         """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # no loop running in this thread: run_sync starts its own
+        else:
+            raise UsageError(
+                "Agent.run_sync() cannot run inside a running event loop (async code, Jupyter); "
+                "use `await agent.run(...)` there instead"
+            )
 
         async def run_and_release() -> RunResult:
             try:
@@ -331,7 +330,7 @@ class Session:
             undelivered = [c for c in turn_calls if c.delivered_at is None]
             if undelivered:
                 await self._settle(undelivered)
-                if self._needs_revision(response.text, undelivered):
+                if revision_needed(response.text, undelivered, agent.revise):
                     if revisions < agent.max_revisions and step < agent.max_steps:
                         revisions += 1
                         continue
@@ -340,9 +339,6 @@ class Session:
         await self._settle([c for c in self.calls[first_call:] if c.delivered_at is None])
         notes.append(f"step limit ({agent.max_steps}) reached without a final answer")
         return self._result("", first_call, start, model_s, agent.max_steps, "step_limit", notes)
-
-    def _needs_revision(self, text: str, settled: list[Call]) -> bool:
-        return self.agent.revise == "always" or revision_needed(text, settled)
 
     def _result(
         self,

@@ -1,14 +1,44 @@
 """One exception hierarchy for developer misuse, and the error kinds the model sees.
 
-    AsyncFCError                  anything asyncfc raises at the developer
-    ├── ToolDefinitionError       a tool cannot be built (bad signature, schema, annotation)
-    ├── ConfigurationError        an option has a value asyncfc does not know (also a ValueError)
-    ├── SessionClosedError        a closed or cancelled session was used again
-    ├── SessionBusyError          a session was asked to run a second user turn at once
-    └── ModelError                a model adapter failed (transport, protocol, server error)
+Every exception asyncfc raises at the developer is an :class:`AsyncFCError`; each names
+what to change. The whole tree (where a class is defined elsewhere, its module is given;
+every class is also importable from where the right column says)::
+
+    AsyncFCError                     anything asyncfc raises at the developer (asyncfc)
+    ├── ToolDefinitionError          a tool cannot be built (bad signature, schema, annotation),
+    │                                or something that is not a tool was given as one (asyncfc)
+    ├── ConfigurationError           an option has a value asyncfc does not know; also a
+    │                                ValueError (asyncfc)
+    ├── UsageError                   the API was called where or when it cannot work, e.g.
+    │   │                            Agent.run_sync inside a running event loop (asyncfc)
+    │   ├── SessionClosedError       a closed or cancelled session was used again (asyncfc)
+    │   └── SessionBusyError         a session was asked to run a second user turn at once (asyncfc)
+    ├── ModelError                   a model adapter failed: transport (the message names the
+    │   │                            URL, and ``asyncfc model serve`` for a local one), protocol,
+    │   │                            server error (asyncfc)
+    │   └── EndpointUnreachable      the benchmark's model endpoint is down (asyncfc_bench.tasks,
+    │                                asyncfc_bench.bfcl; the benchmark distribution)
+    ├── LocalModelError              the embedded model could not be pulled, built or started;
+    │   │                            also a RuntimeError (asyncfc, asyncfc.local)
+    │   ├── WeightsError             weights unknown, missing or corrupt (asyncfc.local)
+    │   ├── ServerError              llama-server could not be built, started or reached (asyncfc.local)
+    │   ├── TemplatePatchError       the model's chat template cannot be patched (asyncfc.local)
+    │   └── GGUFError                the weights file is not a readable GGUF (asyncfc.local)
+    ├── ExecutorUnavailable          an executor cannot start or reach its workers, e.g. Ray is
+    │                                not installed or its cluster is unreachable (asyncfc.executors)
+    ├── ToolFailed                   ┐ raised only by Executor.run, which the scheduler calls and
+    ├── ToolTimeout                  │ turns into a CallError; a developer who calls an executor
+    ├── WorkerLost                   ┘ directly sees them (asyncfc.executors)
+    ├── UpstreamUnavailable          an upstream MCP server cannot be reached (it crashed, exited
+    │                                or refuses connections) (asyncfc.integrations.mcp)
+    └── UpstreamToolError            an upstream MCP server answered a call with an error; the
+                                     proxy's model reads it as a tool_error (asyncfc.integrations.mcp)
 
 Problems caused by model output (unknown tool, bad arguments, failing tools, ...) are
 never raised: they resolve the call's future to a :class:`CallError` the model reads.
+Internal invariants of asyncfc itself (a call delivered or a future resolved twice) raise
+a plain ``RuntimeError``, as an ``assert`` would: they are bugs in asyncfc to report, not
+mistakes a developer can fix, so ``except AsyncFCError`` does not hide them.
 """
 
 from __future__ import annotations
@@ -19,6 +49,18 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+__all__ = [
+    "AsyncFCError",
+    "CallError",
+    "ConfigurationError",
+    "ErrorKind",
+    "LocalModelError",
+    "ModelError",
+    "SessionBusyError",
+    "SessionClosedError",
+    "ToolDefinitionError",
+    "UsageError",
+]
 
 class AsyncFCError(Exception):
     """Base class of every exception asyncfc raises."""
@@ -70,16 +112,26 @@ class ConfigurationError(AsyncFCError, ValueError):
     """An option was given a value asyncfc does not know; the message lists the valid ones."""
 
 
-class SessionBusyError(AsyncFCError):
+class UsageError(AsyncFCError):
+    """The API was called where or when it cannot work; the message says what to call instead."""
+
+
+class SessionBusyError(UsageError):
     """``session.run()`` was called while another run of the same session was in flight."""
 
 
-class SessionClosedError(AsyncFCError):
+class SessionClosedError(UsageError):
     """The session was closed or cancelled and cannot run another turn."""
 
 
 class ModelError(AsyncFCError):
     """The model endpoint failed in a way the run cannot recover from."""
+
+
+class LocalModelError(AsyncFCError, RuntimeError):
+    """The embedded local model could not be pulled, built or started (``asyncfc.local``).
+
+    Also a ``RuntimeError``, as it was before it joined this hierarchy."""
 
 
 class ErrorKind(str, Enum):
@@ -98,20 +150,9 @@ class ErrorKind(str, Enum):
 
 @dataclass(frozen=True)
 class CallError:
-    """A call's failure: ``message`` in full for the developer, at most
-    :data:`MAX_ERROR_CHARS` of it for the model (an exception's text or an echoed tool name
-    can be megabytes, and every later prompt would carry it)."""
+    """A call's failure, ``message`` in full (the model reads a bounded form of it: see
+    :func:`asyncfc.model_text.error_json`)."""
 
     kind: ErrorKind
     message: str
 
-    def to_json(self) -> dict[str, Any]:
-        """What the model reads."""
-        text = self.message
-        if len(text) > MAX_ERROR_CHARS:
-            text = text[:MAX_ERROR_CHARS] + f"... [truncated: {len(text):,} characters in all]"
-        return {"error": {"type": self.kind.value, "message": text}}
-
-
-MAX_ERROR_CHARS = 2000
-"""How much of an error message the model reads."""

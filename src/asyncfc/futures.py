@@ -13,7 +13,6 @@ import json
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -22,9 +21,6 @@ from .errors import CallError, ErrorKind
 
 FUTURE_PREFIX = "fut_"
 """IDs are ``fut_<n>``, numbered in program order per session."""
-
-AWAIT_TOOL = "await_future"
-"""The tool the runtime adds in async mode: wait for futures and return their values."""
 
 _MAX_DIGITS = 18
 """The longest number read from model text as a sequence number or an index (``int()`` of a
@@ -128,25 +124,6 @@ class Future:
 def _release(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def placeholder(fid: str, output_example: Any = None) -> dict[str, Any]:
-    """What the model receives at once for a call in async mode."""
-    out: dict[str, Any] = {"future": fid, "status": "pending"}
-    if isinstance(output_example, Mapping) and output_example:
-        out["fields"] = _mirror(output_example, fid)
-    return out
-
-
-def resolved(fid: str, value: Any) -> dict[str, Any]:
-    """What the model receives for a resolved call in async mode (its value, delivered)."""
-    return {"future": fid, "status": "resolved", "value": value}
-
-
-def _mirror(example: Any, path: str) -> Any:
-    if isinstance(example, Mapping):
-        return {str(k): _mirror(v, f"{path}.{k}") for k, v in example.items()}
-    return path
 
 
 class ReferenceError_(LookupError):
@@ -387,17 +364,3 @@ def widen_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
             widened[name] = {"anyOf": [dict(schema), ref]} if isinstance(schema, Mapping) else schema
     out["properties"] = widened
     return out
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A resolution in the form the model reads when it is delivered."""
-
-    fid: str
-    value: Any = None
-    error: CallError | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        if self.error is not None:
-            return {"future": self.fid, "status": "failed", **self.error.to_json()}
-        return resolved(self.fid, self.value)

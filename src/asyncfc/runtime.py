@@ -11,34 +11,36 @@ through the ``await_future`` tool, or when the host settles the user turn.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from .errors import (
-    CallError,
-    ErrorKind,
     SessionClosedError,
     ToolDefinitionError,
     check_number,
 )
 from .executors import Executor
-from .futures import (
-    AWAIT_TOOL,
-    FUTURE_PREFIX,
-    REFERENCE,
-    as_text,
-    dumps,
-    future_id,
-    future_seq,
-    placeholder,
-    resolved,
-    widen_schema,
-)
+from .futures import as_text, dumps, future_id, future_seq
 from .mode import Mode
+from .model_text import (
+    ASYNC_INSTRUCTIONS,
+    AWAIT_TOOL,
+    await_answer,
+    bad_await,
+    delivered,
+    error_json,
+    failed,
+    model_specs,
+    placeholder,
+    repeat_note,
+    resolved,
+    unknown_future,
+    with_earlier,
+)
 from .scheduler import Call, Scheduler
-from .tools import Tool
+from .tools import Tool, checked_tools
 from .trace import Trace
 
 DEFAULT_GRACE_S = 0.5
@@ -49,24 +51,6 @@ read, a file write, an email: 0.05-0.3 s) costs the model an extra step to await
 on a CPU, about a second on hosted models), far more than waiting half a second. Tools that
 pay at most the window once per model step that emits them."""
 
-ASYNC_INSTRUCTIONS = (
-    'A tool result may be a placeholder like {"future": "fut_1", "status": "pending"}: the call is still '
-    'running. Pass "fut_1" (or "fut_1.field"), alone or inside a text, as an argument and the runtime fills '
-    f"in its value. Never invent a value or repeat a pending call. Call {AWAIT_TOOL} only when you must see "
-    "a value to decide what to do, never just to pass it on."
-)
-"""Shown to the model in async mode only: a few lines that explain placeholders."""
-
-AWAIT_SPEC: dict[str, Any] = {
-    "name": AWAIT_TOOL,
-    "description": "Wait for futures and return their values.",
-    "parameters": {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}}}},
-}
-
-EARLIER = "resolved_earlier"
-"""Key under which a tool message carries values of earlier calls, delivered with it."""
-
-
 @dataclass
 class Reply:
     """What a host puts into the tool message of one call."""
@@ -76,11 +60,6 @@ class Reply:
     """The call record (None for ``await_future``)."""
     delivered: list[Call]
     """Earlier calls whose values this text delivers."""
-
-
-def failure(fid: str | None, error: CallError) -> dict[str, Any]:
-    """The one shape of a failure the model reads: it always names its future when there is one."""
-    return {"future": fid, "status": "failed", **error.to_json()}
 
 
 class Runtime:
@@ -182,11 +161,7 @@ class Runtime:
     def _repeat_note(self, call: Call) -> str:
         if call.repeat_of is None:
             return ""
-        same = f" {future_id(call.repeat_of)}" if self.mode.shows_futures else ""
-        return (
-            f"this repeats an earlier identical call{same}, so it was not run again; do not repeat it: "
-            "go on with the next step, or answer if the task is done"
-        )
+        return repeat_note(future_id(call.repeat_of) if self.mode.shows_futures else None)
 
     async def call(
         self, name: str, arguments: str | Mapping[str, Any], tool_call_id: str | None = None
@@ -251,14 +226,14 @@ class Runtime:
     def deliver_json(self, call: Call) -> dict[str, Any]:
         """A resolved call as the model reads it in async mode (does not mark it delivered)."""
         if call.error is not None:
-            return failure(call.id, call.error)
+            return failed(call.id, call.error)
         return resolved(call.id, self._for_model(call.value))
 
     def sync_text(self, call: Call) -> str:
         """A resolved call's tool message in sync and parallel modes (no futures shown)."""
         self._mark(call)
         if call.error is not None:
-            return json.dumps(call.error.to_json())
+            return dumps(error_json(call.error))
         return as_text(self._for_model(call.value))
 
     def _for_model(self, value: Any) -> Any:
@@ -280,32 +255,25 @@ class Runtime:
         """
         ids = _await_ids(arguments)
         if ids is None:
-            err = CallError(
-                ErrorKind.INVALID_ARGUMENTS, f'{AWAIT_TOOL} needs {{"ids": ["{FUTURE_PREFIX}1", ...]}}'
-            )
-            return json.dumps(failure(None, err)), []
+            return bad_await(), []
         t0 = self.trace.now()
         named = [(fid, self._lookup_call(fid)) for fid in ids]
         for _, call in named:  # wait for all first: a cancelled await has delivered nothing
             if call is not None:
                 await call.future.wait()
         out: list[dict[str, Any]] = []
-        delivered: list[Call] = []
+        delivered_now: list[Call] = []
         for fid, call in named:
             if call is None:
-                err = CallError(
-                    ErrorKind.UNKNOWN_FUTURE, f"unknown future {fid!r} (not issued in this session)"
-                )
-                shown = fid if len(fid) <= 64 else f"{fid[:64]}..."  # model text: echo a bounded part
-                out.append(failure(shown, err))
+                out.append(unknown_future(fid))
             elif call.delivered_at is not None:
-                out.append({"future": call.id, "status": "delivered", "note": "its value was given earlier"})
+                out.append(delivered(call.id))
             else:
                 self._placeheld.pop(call, None)
                 out.append(self.deliver(call))
-                delivered.append(call)
+                delivered_now.append(call)
         self.trace.span(AWAIT_TOOL, "await", "model", t0, self.trace.now(), ids=ids)
-        return dumps(out[0] if len(out) == 1 else out), delivered
+        return await_answer(out), delivered_now
 
     async def await_futures(self, arguments: str | Mapping[str, Any]) -> str:
         """The ``await_future`` tool's answer (``{"ids": [...]}``)."""
@@ -363,35 +331,6 @@ def check_options(
     check_number(concurrency, max_concurrency, 1, integer=True, none=True)
 
 
-def model_specs(tools: Iterable[Tool], mode: Mode | str) -> list[dict[str, Any]]:
-    """Tools as the model sees them: in async mode references are allowed in every parameter
-    and ``await_future`` is offered."""
-    specs = [t.spec() for t in tools]
-    if not Mode.of(mode).shows_futures:
-        return specs
-    return [*({**s, "parameters": widen_schema(s["parameters"])} for s in specs), AWAIT_SPEC]
-
-
-def revision_needed(answer: str, settled: Sequence[Call]) -> bool:
-    """Whether an answer given while these calls were pending must be revised: one of them
-    failed, or the answer cites a future id (it relied on a value the model had not seen)."""
-    return any(c.error is not None for c in settled) or REFERENCE.search(answer) is not None
-
-
-def with_earlier(text: str, earlier: list[dict[str, Any]]) -> str:
-    """A tool message's text with values of earlier calls added (``resolved_earlier``)."""
-    if not earlier:
-        return text
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        body = {"result": text}
-    body.setdefault(EARLIER, []).extend(earlier)
-    return dumps(body)
-
-
 def _await_ids(arguments: str | Mapping[str, Any]) -> list[str] | None:
     if isinstance(arguments, str):
         try:
@@ -408,7 +347,9 @@ def _await_ids(arguments: str | Mapping[str, Any]) -> list[str] | None:
 
 
 def tool_table(tools: Sequence[Tool]) -> dict[str, Tool]:
-    """Tools by name; duplicate names and the reserved await tool are definition errors."""
+    """Tools by name; anything but a list of tools, duplicate names and the reserved await
+    tool are definition errors."""
+    tools = checked_tools(tools)
     names = [t.name for t in tools]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

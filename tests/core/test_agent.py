@@ -12,9 +12,10 @@ import pytest
 from pydantic import BaseModel
 
 from asyncfc import ToolDefinitionError, tool
-from asyncfc.agent import ANSWER_NOW, AWAIT_TOOL, Agent, RunResult
-from asyncfc.models.base import Message, ToolCall
+from asyncfc.agent import Agent, RunResult
+from asyncfc.model_text import ANSWER_NOW, AWAIT_TOOL
 from asyncfc.mode import ModeName as Mode
+from asyncfc.models.base import Message, ToolCall
 from asyncfc.testing.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from asyncfc.tools import Tool
 from conftest import (

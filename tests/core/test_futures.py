@@ -13,7 +13,6 @@ from asyncfc.errors import CallError, ErrorKind
 from asyncfc.futures import (
     Future,
     ReferenceError_,
-    Resolved,
     dumps,
     find_references,
     future_id,
@@ -177,16 +176,6 @@ def test_widen_schema() -> None:
     assert widened["required"] == ["name", "count"]
     assert params["properties"]["count"] == {"type": "integer"}  # not mutated
     assert widen_schema({"type": "object"}) == {"type": "object"}
-
-
-def test_resolved_json() -> None:
-    assert Resolved("fut_1", 5).to_json() == {"future": "fut_1", "status": "resolved", "value": 5}
-    failed = Resolved("fut_2", None, CallError(ErrorKind.TIMEOUT, "too slow")).to_json()
-    assert failed == {
-        "future": "fut_2",
-        "status": "failed",
-        "error": {"type": "timeout", "message": "too slow"},
-    }
 
 
 def test_string_parameters_receive_values_as_text() -> None:

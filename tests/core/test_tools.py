@@ -9,7 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from asyncfc import AsyncFCError, Tool, ToolDefinitionError, tool, tool_from_schema
-from asyncfc.futures import is_reference, placeholder
+from asyncfc.futures import is_reference
+from asyncfc.model_text import placeholder
 from asyncfc.tools import ROOT, ArgumentsError, labels_conflict
 
 

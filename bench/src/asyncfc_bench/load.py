@@ -32,8 +32,9 @@ from typing import Any
 
 from asyncfc.agent import Agent, Session
 from asyncfc.executors import ExecutorKind, make_executor
-from asyncfc.futures import AWAIT_TOOL, future_id
+from asyncfc.futures import future_id
 from asyncfc.mode import ModeName
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.models.base import (
     Message,
     ModelEvent,

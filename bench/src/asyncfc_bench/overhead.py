@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
 from asyncfc.agent import Agent
-from asyncfc.futures import AWAIT_TOOL
 from asyncfc.mode import ModeName
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.models.base import (
     Message,
     ModelEvent,

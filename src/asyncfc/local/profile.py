@@ -15,12 +15,19 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..futures import AWAIT_TOOL, placeholder, resolved
+from ..model_text import AWAIT_TOOL, EARLIER, placeholder, resolved
 from ..models.base import Message, ModelProfile, ToolCall
 from ..models.openai_chat import OpenAIChatModel
-from ..runtime import EARLIER
 from .server import ensure_server
 from .weights import DEFAULT_SIZE
+
+__all__ = [
+    "EMBEDDED_PROFILE",
+    "INSTRUCTIONS",
+    "LocalModel",
+    "example_messages",
+    "model",
+]
 
 INSTRUCTIONS = (
     "Call one tool per message. The example task before the user's request shows how to work: "

@@ -30,9 +30,9 @@ from typing import Any, Final
 
 import httpx
 
+from ..errors import LocalModelError
 from ._gguf import read_string
 from ._util import (
-    LocalModelError,
     Progress,
     cache_dir,
     cpu_count,
@@ -43,6 +43,21 @@ from ._util import (
     tail,
 )
 from .weights import DEFAULT_SIZE, SIZES, ModelSpec, pull, spec_for
+
+__all__ = [
+    "LocalServer",
+    "ServerError",
+    "TemplatePatchError",
+    "build_llama_server",
+    "chat_template",
+    "ensure_server",
+    "patch_template",
+    "release",
+    "running",
+    "serve",
+    "server_binary",
+    "stop",
+]
 
 LLAMA_CPP_PYTHON: Final = "llama-cpp-python==0.3.36"
 CMAKE_FLAGS: Final = (
@@ -104,16 +119,24 @@ def _build_tools(progress: Progress) -> tuple[str, str | None]:
 
 @contextlib.contextmanager
 def _status(progress: Progress, quiet: bool) -> Iterator[Callable[[str], None]]:
-    """Yield a status updater: a rich spinner on a terminal, a line every 30 s otherwise."""
+    """Yield a status updater: one line rewritten in place on a terminal, a line every 30 s
+    otherwise (a log file stays readable)."""
     if quiet:
         yield silent
         return
-    from rich.console import Console
+    if sys.stderr.isatty():
+        width = [0]
 
-    console = Console(stderr=True)
-    if console.is_terminal:
-        with console.status("") as status:
-            yield status.update
+        def rewrite(message: str) -> None:
+            line = message.replace("\n", " ")[:150]
+            sys.stderr.write("\r" + line.ljust(width[0]))
+            sys.stderr.flush()
+            width[0] = len(line)
+
+        try:
+            yield rewrite
+        finally:
+            sys.stderr.write("\r" + " " * width[0] + "\r")
         return
     last = [0.0]
 

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from ..futures import AWAIT_TOOL
+from ..errors import ModelError
+from ..model_text import AWAIT_TOOL
 from ..models.base import (
     Message,
     ModelEvent,
@@ -29,6 +30,14 @@ from ..models.base import (
     ToolCallReady,
     Usage,
 )
+
+__all__ = [
+    "Ref",
+    "ScriptedCall",
+    "ScriptedModel",
+    "Turn",
+    "TurnSpec",
+]
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,10 @@ def shown(ref: Ref, seen: Sequence[Any]) -> Any:
     """What the model knows of the referenced result: the future id (with the path) while it
     is pending, else the value, followed along the path as far as it goes."""
     if not 1 <= ref.n <= len(seen):
-        raise IndexError(f"script refers to call {ref.n}, only {len(seen)} made so far")
+        raise ModelError(
+            f"the script refers to call {ref.n} (Ref({ref.n})), but only {len(seen)} were made "
+            "before this turn: Ref(n) is the n-th call of the earlier turns, counted from 1"
+        )
     value = seen[ref.n - 1]
     if isinstance(value, Mapping) and "future" in value:
         if value.get("status") == "pending":

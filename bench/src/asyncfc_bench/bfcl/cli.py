@@ -23,6 +23,7 @@ from typing import Any
 
 from asyncfc.cli.options import non_negative_float, parse_modes, positive_float, positive_int
 from asyncfc.mode import ModeName
+from asyncfc.revise import POLICIES
 from asyncfc_bench.bfcl.data import Entry, load_category
 
 CATEGORY_NAMES = {
@@ -118,8 +119,8 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--revise",
-        choices=["always", "when_needed"],
-        help="async: when a final answer gets another model step",
+        choices=POLICIES,
+        help="async: when a final answer gets another model step (default when_needed)",
     )
     p.add_argument(
         "--max-steps", type=positive_int, default=20, help="model steps per user turn (default 20, as BFCL)"

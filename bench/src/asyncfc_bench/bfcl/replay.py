@@ -39,7 +39,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from asyncfc.futures import AWAIT_TOOL, FUTURE_PREFIX
+from asyncfc.futures import FUTURE_PREFIX
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.models.base import (
     Message,
     ModelEvent,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from asyncfc.futures import AWAIT_TOOL
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.scheduler import Call
 from asyncfc_bench.tasks.world import World
 

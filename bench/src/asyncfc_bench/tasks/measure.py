@@ -25,7 +25,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from asyncfc.futures import AWAIT_TOOL, REFERENCE
+from asyncfc.futures import REFERENCE
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.models.base import Model, ModelEvent, ModelRequest, ModelResponse, ResponseDone, ToolCallReady
 from asyncfc.scheduler import Call
 from asyncfc.tools import Tool, labels_conflict

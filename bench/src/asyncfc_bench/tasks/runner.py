@@ -17,8 +17,8 @@ from typing import Any
 from asyncfc.agent import Agent
 from asyncfc.errors import ModelError
 from asyncfc.executors import Executor
-from asyncfc.futures import AWAIT_TOOL
 from asyncfc.mode import ModeName
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.models.base import Model
 from asyncfc.scheduler import Call
 from asyncfc_bench.tasks.catalog import Task

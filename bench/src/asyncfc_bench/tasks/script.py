@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asyncfc.futures import AWAIT_TOOL
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.models.base import (
     Message,
     ModelEvent,

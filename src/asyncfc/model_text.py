@@ -1,0 +1,178 @@
+"""Everything the model reads from asyncfc, written in one place and in one shape.
+
+A tool message in sync and parallel mode is the value itself (text as it is, anything else
+as JSON) or ``{"error": {"type", "message"}}``. In async mode every statement about a call
+is a *future object*::
+
+    {"future": "fut_3", "status": "pending"}                  # placeholder ("fields" if the tool has an example)
+    {"future": "fut_3", "status": "resolved", "value": ...}   # its value
+    {"future": "fut_3", "status": "failed", "error": {...}}   # its failure
+    {"future": "fut_3", "status": "delivered", "note": ...}   # asked for again
+
+A message about several calls (an ``await_future`` answer for several ids, a delivery at a
+turn boundary) is a JSON array of future objects; values of earlier calls ride along with a
+later one under ``resolved_earlier``. Nothing is ever JSON inside a JSON string.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import CallError, ErrorKind
+from .futures import FUTURE_PREFIX, dumps, widen_schema
+from .mode import Mode
+from .tools import Tool
+
+__all__ = [
+    "ANSWER_NOW",
+    "ASYNC_INSTRUCTIONS",
+    "AWAIT_SPEC",
+    "AWAIT_TOOL",
+    "EARLIER",
+    "MAX_ERROR_CHARS",
+    "await_answer",
+    "bad_await",
+    "delivered",
+    "error_json",
+    "failed",
+    "model_specs",
+    "placeholder",
+    "repeat_note",
+    "resolved",
+    "unknown_future",
+    "with_earlier",
+]
+
+AWAIT_TOOL = "await_future"
+"""The tool the runtime adds in async mode: wait for futures and read their values."""
+
+AWAIT_SPEC: dict[str, Any] = {
+    "name": AWAIT_TOOL,
+    "description": "Wait for futures and return their values.",
+    "parameters": {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}}}},
+}
+
+ASYNC_INSTRUCTIONS = (
+    'A tool result may be a placeholder like {"future": "fut_1", "status": "pending"}: the call is still '
+    'running. Pass "fut_1" (or "fut_1.field"), alone or inside a text, as an argument and the runtime fills '
+    f"in its value. Never invent a value or repeat a pending call. Call {AWAIT_TOOL} only when you must see "
+    "a value to decide what to do, never just to pass it on."
+)
+"""Shown to the model in async mode only: a few lines that explain placeholders."""
+
+ANSWER_NOW = (
+    "Your last calls repeated earlier ones and were not run again. Do not write a tool call: "
+    "answer my request now, in plain text, with the results above."
+)
+"""Sent, with no tools, after a step made only of repeats (a profile with ``answer_repeats``):
+without it a small model offered no tools writes its next call as text instead of answering."""
+
+EARLIER = "resolved_earlier"
+"""Key under which a tool message carries values of earlier calls, delivered with it."""
+
+MAX_ERROR_CHARS = 2000
+"""How much of an error message the model reads (an exception's text or an echoed tool name
+can be megabytes, and every later prompt would carry it; ``call.error`` keeps it whole)."""
+
+
+# -- values -------------------------------------------------------------------------
+
+
+def error_json(error: CallError) -> dict[str, Any]:
+    """A failure as the model reads it, with at most :data:`MAX_ERROR_CHARS` of its message."""
+    text = error.message
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[:MAX_ERROR_CHARS] + f"... [truncated: {len(text):,} characters in all]"
+    return {"error": {"type": error.kind.value, "message": text}}
+
+
+# -- future objects --------------------------------------------------------------------
+
+
+def placeholder(fid: str, output_example: Any = None) -> dict[str, Any]:
+    """What the model receives at once for a call in async mode; with the tool's example
+    output, the references to its fields (``fut_3.price``) the model may pass on."""
+    out: dict[str, Any] = {"future": fid, "status": "pending"}
+    if isinstance(output_example, Mapping) and output_example:
+        out["fields"] = _mirror(output_example, fid)
+    return out
+
+
+def _mirror(example: Any, path: str) -> Any:
+    if isinstance(example, Mapping):
+        return {str(k): _mirror(v, f"{path}.{k}") for k, v in example.items()}
+    return path
+
+
+def resolved(fid: str, value: Any) -> dict[str, Any]:
+    """A resolved call, delivered."""
+    return {"future": fid, "status": "resolved", "value": value}
+
+
+def failed(fid: str | None, error: CallError) -> dict[str, Any]:
+    """A failed call (``fid`` None: a failure that belongs to no future, a malformed await)."""
+    return {"future": fid, "status": "failed", **error_json(error)}
+
+
+def delivered(fid: str) -> dict[str, Any]:
+    """A future whose value the model was already given: not given twice."""
+    return {"future": fid, "status": "delivered", "note": "its value was given earlier"}
+
+
+def unknown_future(fid: str) -> dict[str, Any]:
+    """A future id the session never issued (echoing a bounded part of what the model wrote)."""
+    shown = fid if len(fid) <= 64 else f"{fid[:64]}..."
+    error = CallError(ErrorKind.UNKNOWN_FUTURE, f"unknown future {shown!r} (not issued in this session)")
+    return failed(shown, error)
+
+
+def await_answer(items: list[dict[str, Any]]) -> str:
+    """The ``await_future`` tool's answer: one future object, or an array of them."""
+    return dumps(items[0] if len(items) == 1 else items)
+
+
+def bad_await() -> str:
+    """The answer to an ``await_future`` call without a usable ``ids`` list."""
+    error = CallError(ErrorKind.INVALID_ARGUMENTS, f'{AWAIT_TOOL} needs {{"ids": ["{FUTURE_PREFIX}1", ...]}}')
+    return dumps(failed(None, error))
+
+
+def with_earlier(text: str, earlier: list[dict[str, Any]]) -> str:
+    """A tool message's text with values of earlier calls added: under ``resolved_earlier``
+    of an object; appended to an array of future objects (it stays one array)."""
+    if not earlier:
+        return text
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, list):
+        return dumps([*body, *earlier])
+    if not isinstance(body, dict):
+        body = {"result": text if body is None else body}
+    body.setdefault(EARLIER, []).extend(earlier)
+    return dumps(body)
+
+
+def repeat_note(original: str | None) -> str:
+    """Said beside a call answered from an identical earlier call (``original``: its future
+    id, in async mode) instead of running it again."""
+    same = f" {original}" if original else ""
+    return (
+        f"this repeats an earlier identical call{same}, so it was not run again; do not repeat it: "
+        "go on with the next step, or answer if the task is done"
+    )
+
+
+# -- tools --------------------------------------------------------------------------
+
+
+def model_specs(tools: Iterable[Tool], mode: Mode | str) -> list[dict[str, Any]]:
+    """Tools as the model sees them: in async mode references are allowed in every parameter
+    and ``await_future`` is offered."""
+    specs = [t.spec() for t in tools]
+    if not Mode.of(mode).shows_futures:
+        return specs
+    return [*({**s, "parameters": widen_schema(s["parameters"])} for s in specs), AWAIT_SPEC]

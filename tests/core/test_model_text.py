@@ -1,0 +1,102 @@
+"""What the model reads: one shape for every statement about a future, never JSON in a string."""
+
+from __future__ import annotations
+
+import json
+
+from asyncfc import Agent, tool
+from asyncfc.errors import CallError, ErrorKind
+from asyncfc.model_text import (
+    EARLIER,
+    MAX_ERROR_CHARS,
+    await_answer,
+    delivered,
+    error_json,
+    failed,
+    placeholder,
+    resolved,
+    unknown_future,
+    with_earlier,
+)
+from asyncfc.runtime import Runtime
+from asyncfc.testing import Ref, ScriptedCall, ScriptedModel
+from conftest import run
+
+
+def test_future_objects() -> None:
+    assert placeholder("fut_1") == {"future": "fut_1", "status": "pending"}
+    assert placeholder("fut_1", {"price": 1.0, "shop": {"city": "x"}}) == {
+        "future": "fut_1",
+        "status": "pending",
+        "fields": {"price": "fut_1.price", "shop": {"city": "fut_1.shop.city"}},
+    }
+    assert resolved("fut_1", 5) == {"future": "fut_1", "status": "resolved", "value": 5}
+    assert failed("fut_2", CallError(ErrorKind.TIMEOUT, "too slow")) == {
+        "future": "fut_2",
+        "status": "failed",
+        "error": {"type": "timeout", "message": "too slow"},
+    }
+    assert delivered("fut_3")["status"] == "delivered"
+    unknown = unknown_future("fut_" + "9" * 100)
+    assert unknown["error"]["type"] == "unknown_future"
+    assert len(unknown["future"]) <= 67
+
+
+def test_long_error_messages_are_cut_for_the_model_only() -> None:
+    error = CallError(ErrorKind.TOOL_ERROR, "x" * 10_000)
+    shown = error_json(error)["error"]["message"]
+    assert shown.startswith("x" * MAX_ERROR_CHARS)
+    assert "10,000 characters in all" in shown
+    assert len(error.message) == 10_000
+
+
+def test_values_ride_along_an_array_as_more_of_the_array() -> None:
+    answer = await_answer([resolved("fut_1", 1), resolved("fut_2", 2)])
+    text = with_earlier(answer, [resolved("fut_3", 3)])
+    body = json.loads(text)
+    assert body == [resolved("fut_1", 1), resolved("fut_2", 2), resolved("fut_3", 3)]
+
+
+def test_values_ride_along_an_object_under_resolved_earlier() -> None:
+    text = with_earlier(json.dumps(placeholder("fut_2")), [resolved("fut_1", 1)])
+    assert json.loads(text) == {**placeholder("fut_2"), EARLIER: [resolved("fut_1", 1)]}
+
+
+def test_an_await_for_several_ids_with_a_delivery_is_one_json_array() -> None:
+    """Through the runtime: an await answer for two ids, delivered with a third value."""
+
+    @tool(pure=True)
+    async def slow(n: int) -> int:
+        return n
+
+    async def scenario() -> str:
+        async with Runtime([slow], mode="async", grace_s=0) as rt:
+            calls = [rt.submit("slow", {"n": n}) for n in (1, 2, 3)]
+            for c in calls:
+                await rt.answer(c)  # placeholders
+            await rt.wait_all()
+            reply = await rt.call("await_future", {"ids": ["fut_1", "fut_2"]})
+            return reply.text
+
+    body = json.loads(run(scenario()))
+    assert isinstance(body, list)
+    assert [item["future"] for item in body] == ["fut_1", "fut_2", "fut_3"]
+    assert [item["value"] for item in body] == [1, 2, 3]
+
+
+def test_the_agent_reads_the_same_shapes() -> None:
+    """A scripted async run: the transcript's tool messages are future objects or arrays of them."""
+
+    @tool(pure=True)
+    def double(n: int) -> int:
+        return 2 * n
+
+    model = ScriptedModel(
+        [[ScriptedCall("double", {"n": 2})], [ScriptedCall("double", {"n": Ref(1)})], "done"]
+    )
+    result = Agent(model, [double], mode="async").run_sync("double twice")
+    for message in result.messages:
+        if message.role == "tool":
+            body = json.loads(message.content)
+            items = body if isinstance(body, list) else [body]
+            assert all("future" in item and "status" in item for item in items)
