@@ -17,9 +17,13 @@ async def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
+outbox: list[tuple[str, str]] = []
+
+
 @tool(writes=["outbox"])
 def send_email(to: str, body: str) -> str:
     """Send an email."""
+    outbox.append((to, body))
     return f"sent to {to}: {body}"
 
 
@@ -37,10 +41,12 @@ def script() -> ScriptedModel:
 
 async def main() -> None:
     for mode in ("sync", "async"):
+        outbox.clear()
         result = await Agent(script(), [get_weather, send_email], mode=mode).run(
             "Email Bob the weather in Paris."
         )
         print(f"{mode:5} {result.wall_s:.2f} s  {result.text}  email: {result.calls[-1].value}")
+        assert outbox == [("bob@example.com", "sunny in Paris")], outbox  # the same email in every mode
 
 
 if __name__ == "__main__":
