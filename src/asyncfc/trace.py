@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .errors import UsageError
 from .models.base import ModelResponse, Usage
+
+__all__ = [
+    "CallTimes",
+    "Span",
+    "Trace",
+    "plot_timeline",
+]
 
 
 @dataclass
@@ -214,8 +222,14 @@ class Trace:
 
 
 def plot_timeline(traces: dict[str, Trace], path: str | Path, title: str = "") -> Path:
-    """Draw one timeline per trace (model steps and calls as bars), stacked, to a PNG."""
-    import matplotlib
+    """Draw one timeline per trace (model steps and calls as bars), stacked, to a PNG.
+
+    Needs the ``plot`` extra (``pip install 'asyncfc[plot]'``): a :class:`UsageError`
+    says so when matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise UsageError("plot_timeline needs matplotlib: pip install 'asyncfc[plot]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -92,3 +92,18 @@ def test_without_the_benchmark_its_subcommands_say_what_to_install() -> None:
     )
     assert done.returncode == 3
     assert done.stderr.strip() == "asyncfc bench comes with the benchmark suite: pip install asyncfc-bench"
+
+
+def test_plotting_without_matplotlib_names_the_extra() -> None:
+    script = BLOCKER + (
+        "from asyncfc import Trace, plot_timeline\n"
+        "from asyncfc.errors import UsageError\n"
+        "try:\n"
+        "    plot_timeline({'run': Trace()}, 'never.png')\n"
+        "except UsageError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.stdout.strip() == "plot_timeline needs matplotlib: pip install 'asyncfc[plot]'", done.stderr
