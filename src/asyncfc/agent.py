@@ -47,13 +47,13 @@ from .models.base import (
     ToolCallReady,
     Usage,
 )
+from .revise import POLICIES, Revise, revision_needed
 from .runtime import (
     DEFAULT_GRACE_S,
     Runtime,
     check_options,
     tool_table,
 )
-from .revise import POLICIES, Revise, revision_needed
 from .scheduler import Call, Scheduler
 from .tools import Tool
 from .trace import Trace

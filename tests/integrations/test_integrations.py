@@ -19,7 +19,7 @@ import pytest
 
 from asyncfc import Agent, Tool, tool
 from asyncfc.futures import AWAIT_TOOL
-from asyncfc.integrations._hosted import HostedRun, Revise
+from asyncfc.revise import HostedRun, Revise
 from asyncfc.testing.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from asyncfc.testing.simserver import SimServer
 

@@ -27,9 +27,10 @@ import httpx
 import pytest
 
 from asyncfc import Tool, local, tool
-from asyncfc.integrations._hosted import HostedRun, HostedRuntime
+from asyncfc.integrations._hosted import HostedRuntime
 from asyncfc.local.profile import EMBEDDED_PROFILE, example_messages
 from asyncfc.models.base import Message
+from asyncfc.revise import HostedRun
 from asyncfc.scheduler import Call
 from conftest import local_server
 

@@ -1,79 +1,37 @@
-"""What the framework toolsets share: one runtime, the calls made through it, the end of a run.
+"""What the framework toolsets share: one runtime and the calls made through it.
 
 A framework owns its loop and its history, so asyncfc can act only through tool results:
 a call answers with its value or a placeholder, and values of earlier calls ride along
 with later tool results (:meth:`asyncfc.runtime.Runtime.call`). When the framework's run
-ends, :meth:`HostedRuntime.finish` settles what is still pending and decides, as
-asyncfc's own ``Agent`` does with ``revise="when_needed"``, whether the model must see
-those values before its answer can stand.
+ends, each integration's ``run`` hands the host to :func:`asyncfc.revise.settle_and_revise`,
+which settles what is still pending and decides, by the rule asyncfc's own ``Agent`` uses,
+whether the model must see those values before its answer can stand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
-from ..errors import check_choice
-from ..runtime import Runtime, revision_needed
+from ..errors import check_choice, check_number
+from ..revise import POLICIES, Revise
+from ..runtime import Runtime
 from ..scheduler import Call
 from ..tools import Tool
 
-Revise = Literal["when_needed", "always", "never"]
-"""After a run ends with values still pending: ``when_needed`` asks the model again only if a
-settled call failed or its answer cites a future id; ``always`` whenever values were pending;
-``never`` hands them to the caller only."""
-
-SETTLED_PROMPT = (
-    "Calls that were still running when you answered have finished. Their results: {results}\n"
-    "If they change your answer, give the corrected answer; otherwise repeat it."
-)
-"""The user message of a revision turn (``{results}`` is the runtime's delivery text)."""
-
-R = TypeVar("R")
 T = TypeVar("T")
 _H = TypeVar("_H", bound="HostedRuntime")
 _S = TypeVar("_S", bound="HostedTools[Any]")
-
-
-@dataclass
-class Finish:
-    """What settling the end of a run found."""
-
-    settled: str | None
-    """The delivery text of values the model had not seen (None if there were none)."""
-    calls: list[Call]
-    """The calls that were still pending delivery when the run ended."""
-    revise: bool
-    """Whether the model should get one more turn with :attr:`prompt`."""
-
-    @property
-    def prompt(self) -> str:
-        return SETTLED_PROMPT.format(results=self.settled or "[]")
-
-
-@dataclass
-class HostedRun(Generic[R]):
-    """A framework run with asyncfc underneath, settled: every call resolved and delivered."""
-
-    result: R
-    """The framework's own result of the last run (after any revision turns)."""
-    output: str
-    """The final answer text."""
-    calls: list[Call]
-    """Every call made through the runtime, in program order."""
-    settled: list[str] = field(default_factory=list)
-    """Delivery texts handed over after a run ended (to the model if it revised, else only here)."""
-    revisions: int = 0
-    """How many extra framework runs were made so the model could see settled values."""
 
 
 class HostedRuntime:
     """One asyncfc :class:`Runtime` behind a framework's tools (one conversation).
 
     Pass asyncfc tools (a runtime is created, owned and closed here) or an existing
-    ``runtime``. Every framework tool built from it forwards to :meth:`call`.
+    ``runtime``. Every framework tool built from it forwards to :meth:`call`. ``revise`` and
+    ``max_revisions`` are the policy of :func:`asyncfc.revise.settle_and_revise` at the end of
+    a run.
     """
 
     def __init__(
@@ -87,7 +45,8 @@ class HostedRuntime:
     ) -> None:
         if (tools is None) == (runtime is None):
             raise ValueError("pass either asyncfc tools or a runtime")
-        check_choice("revise policy", revise, ("when_needed", "always", "never"))
+        check_choice("revise policy", revise, POLICIES)
+        check_number("max_revisions", max_revisions, 0, integer=True)
         self._owns_runtime = runtime is None
         self.runtime = runtime if runtime is not None else Runtime(tools or [], **runtime_options)
         self.revise: Revise = revise
@@ -113,20 +72,6 @@ class HostedRuntime:
             self.calls.append(reply.call)
         return reply.text
 
-    async def finish(self, answer: str) -> Finish:
-        """Settle every pending call at the end of a framework run and decide about revision."""
-        pending = [c for c in self.calls if c.delivered_at is None]
-        settled = await self.runtime.settle()
-        if settled is None:
-            return Finish(None, [], False)
-        if self.revise == "always":
-            revise = True
-        elif self.revise == "never":
-            revise = False
-        else:
-            revise = revision_needed(answer, pending)
-        return Finish(settled, pending, revise)
-
     async def aclose(self) -> None:
         """Close the runtime if this host created it (pending calls resolve to ``cancelled``)."""
         if self._owns_runtime:
@@ -145,7 +90,9 @@ class HostedTools(Generic[T]):
     """A framework's tools (``tools``, of the framework's own type ``T``) over one hosted runtime.
 
     Give it asyncfc tools (it then owns its runtime; close it with ``await t.aclose()`` or
-    ``async with``) or an existing ``runtime``. Subclasses build one framework tool per spec.
+    ``async with``) or an existing ``runtime``; ``revise`` and ``max_revisions`` are the
+    policy of the integration's ``run`` (see :class:`HostedRuntime`). Subclasses build one
+    framework tool per spec.
     """
 
     def __init__(
@@ -154,9 +101,12 @@ class HostedTools(Generic[T]):
         *,
         runtime: Runtime | None = None,
         revise: Revise = "when_needed",
+        max_revisions: int = 1,
         **runtime_options: Any,
     ) -> None:
-        self.host = HostedRuntime(tools, runtime=runtime, revise=revise, **runtime_options)
+        self.host = HostedRuntime(
+            tools, runtime=runtime, revise=revise, max_revisions=max_revisions, **runtime_options
+        )
         self.tools: list[T] = [self._framework_tool(spec) for spec in self.host.tool_specs()]
 
     def _framework_tool(self, spec: dict[str, Any]) -> T:

@@ -22,7 +22,8 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from ._hosted import HostedRun, HostedTools
+from ..revise import HostedRun, settle_and_revise
+from ._hosted import HostedTools
 
 __all__ = ["AsyncFCTools", "agent_graph", "run"]
 
@@ -86,20 +87,14 @@ async def run(
     ``graph`` is any compiled graph over ``MessagesState`` that runs ``tools.tools``.
     Values still pending when the model answers are awaited and delivered: to the model in
     one more pass (a human message carries them) when the ``revise`` policy asks for it,
-    otherwise only to the caller (``HostedRun.settled``).
+    otherwise only to the caller (``HostedRun.settled``); see
+    :func:`asyncfc.revise.settle_and_revise`.
     """
-    host = tools.host
+
+    async def again(state: dict[str, Any], message: str) -> dict[str, Any]:
+        follow_up = [*state["messages"], HumanMessage(message)]
+        return dict(await graph.ainvoke({"messages": follow_up}, **invoke_options))
+
     first = [HumanMessage(messages)] if isinstance(messages, str) else list(messages)
     state: dict[str, Any] = await graph.ainvoke({"messages": first}, **invoke_options)
-    out = HostedRun(state, _answer(state["messages"]), host.calls)
-    while True:
-        finish = await host.finish(out.output)
-        if finish.settled is None:
-            return out
-        out.settled.append(finish.settled)
-        if not finish.revise or out.revisions >= host.max_revisions:
-            return out
-        out.revisions += 1
-        follow_up = [*state["messages"], HumanMessage(finish.prompt)]
-        state = await graph.ainvoke({"messages": follow_up}, **invoke_options)
-        out.result, out.output = state, _answer(state["messages"])
+    return await settle_and_revise(tools.host, state, again, lambda s: _answer(s["messages"]))

@@ -19,7 +19,8 @@ from agents import Agent, FunctionTool, Runner, RunResult
 from agents.items import TResponseInputItem
 from agents.tool_context import ToolContext
 
-from ._hosted import HostedRun, HostedTools
+from ..revise import HostedRun, settle_and_revise
+from ._hosted import HostedTools
 
 __all__ = ["AsyncFCTools", "run"]
 
@@ -58,22 +59,12 @@ async def run(
     ``agent`` must have ``tools.tools`` among its tools. Values still pending when the agent
     answers are awaited and delivered: to the model in one more run (a user message carries
     them) when the ``revise`` policy asks for it, otherwise only to the caller
-    (``HostedRun.settled``).
+    (``HostedRun.settled``); see :func:`asyncfc.revise.settle_and_revise`.
     """
-    host = tools.host
+
+    async def again(result: RunResult, message: str) -> RunResult:
+        follow_up: list[TResponseInputItem] = [*result.to_input_list(), {"role": "user", "content": message}]
+        return await Runner.run(agent, follow_up, **runner_options)
+
     result = await Runner.run(agent, input, **runner_options)
-    out = HostedRun(result, str(result.final_output), host.calls)
-    while True:
-        finish = await host.finish(out.output)
-        if finish.settled is None:
-            return out
-        out.settled.append(finish.settled)
-        if not finish.revise or out.revisions >= host.max_revisions:
-            return out
-        out.revisions += 1
-        follow_up: list[TResponseInputItem] = [
-            *result.to_input_list(),
-            {"role": "user", "content": finish.prompt},
-        ]
-        result = await Runner.run(agent, follow_up, **runner_options)
-        out.result, out.output = result, str(result.final_output)
+    return await settle_and_revise(tools.host, result, again, lambda r: str(r.final_output))

@@ -22,10 +22,11 @@ from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_core import SchemaValidator, core_schema
 
+from ..revise import HostedRun, Revise, settle_and_revise
 from ..runtime import Runtime
 from ..scheduler import Call
 from ..tools import Tool
-from ._hosted import HostedRun, HostedRuntime, Revise
+from ._hosted import HostedRuntime
 
 __all__ = ["AsyncFCToolset", "run"]
 
@@ -37,7 +38,8 @@ class AsyncFCToolset(AbstractToolset[Any]):
 
     Give it asyncfc tools (it then owns its runtime; close it with ``await ts.aclose()``
     or ``async with``) or an existing ``runtime``. Its instructions (what a placeholder
-    is) reach the model through PydanticAI's toolset instructions.
+    is) reach the model through PydanticAI's toolset instructions. ``revise`` and
+    ``max_revisions`` are the policy of :func:`run` (see :mod:`asyncfc.revise`).
     """
 
     def __init__(
@@ -48,9 +50,12 @@ class AsyncFCToolset(AbstractToolset[Any]):
         id: str | None = "asyncfc",
         max_retries: int = 1,
         revise: Revise = "when_needed",
+        max_revisions: int = 1,
         **runtime_options: Any,
     ) -> None:
-        self.host = HostedRuntime(tools, runtime=runtime, revise=revise, **runtime_options)
+        self.host = HostedRuntime(
+            tools, runtime=runtime, revise=revise, max_revisions=max_revisions, **runtime_options
+        )
         self._id = id
         self.max_retries = max_retries
 
@@ -105,20 +110,14 @@ async def run(
 
     Values still pending when the agent answers are awaited and delivered: to the model in
     one more run (its user prompt carries them) when the toolset's ``revise`` policy asks
-    for it, otherwise only to the caller (``HostedRun.settled``).
+    for it, otherwise only to the caller (``HostedRun.settled``); see
+    :func:`asyncfc.revise.settle_and_revise`.
     """
-    host = toolset.host
-    result = await agent.run(prompt, message_history=message_history, toolsets=[toolset], **run_options)
-    out = HostedRun(result, str(result.output), host.calls)
-    while True:
-        finish = await host.finish(out.output)
-        if finish.settled is None:
-            return out
-        out.settled.append(finish.settled)
-        if not finish.revise or out.revisions >= host.max_revisions:
-            return out
-        out.revisions += 1
-        result = await agent.run(
-            finish.prompt, message_history=result.all_messages(), toolsets=[toolset], **run_options
+
+    async def again(result: AgentRunResult[Any], message: str) -> AgentRunResult[Any]:
+        return await agent.run(
+            message, message_history=result.all_messages(), toolsets=[toolset], **run_options
         )
-        out.result, out.output = result, str(result.output)
+
+    result = await agent.run(prompt, message_history=message_history, toolsets=[toolset], **run_options)
+    return await settle_and_revise(toolset.host, result, again, lambda r: str(r.output))
