@@ -32,6 +32,7 @@ __all__ = [
     "AWAIT_TOOL",
     "EARLIER",
     "MAX_ERROR_CHARS",
+    "SETTLED_PROMPT",
     "await_answer",
     "bad_await",
     "delivered",
@@ -68,6 +69,12 @@ ANSWER_NOW = (
 )
 """Sent, with no tools, after a step made only of repeats (a profile with ``answer_repeats``):
 without it a small model offered no tools writes its next call as text instead of answering."""
+
+SETTLED_PROMPT = (
+    "Calls that were still running when you answered have finished. Their results: {results}\n"
+    "If they change your answer, give the corrected answer; otherwise repeat it."
+)
+"""The user message of a framework's revision run (``{results}``: the runtime's delivery text)."""
 
 EARLIER = "resolved_earlier"
 """Key under which a tool message carries values of earlier calls, delivered with it."""

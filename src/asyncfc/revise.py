@@ -6,7 +6,7 @@ model may have relied on a value it had not seen, so the host may give it anothe
 revise its answer. asyncfc's own :class:`~asyncfc.agent.Agent` does this in its loop, and the
 framework integrations do it around the framework's run. This module holds what they must
 agree on, once: the policy values (:data:`Revise`), the rule (:func:`revision_needed`), the
-user message of a revision turn (:data:`SETTLED_PROMPT`), and the integrations' loop
+user message of a revision turn (``model_text.SETTLED_PROMPT``), and the integrations' loop
 (:func:`settle_and_revise`).
 """
 
@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar, get_args
 
 from .futures import REFERENCE
+from .model_text import SETTLED_PROMPT
 from .runtime import Runtime
 from .scheduler import Call
 
 __all__ = [
     "POLICIES",
-    "SETTLED_PROMPT",
     "HostedRun",
     "Revise",
     "Settling",
@@ -38,12 +38,6 @@ pending; ``never`` accepts the answer (the values still reach the transcript or 
 
 POLICIES: tuple[Revise, ...] = get_args(Revise)
 """The valid ``revise`` values, for option checks and command-line choices."""
-
-SETTLED_PROMPT = (
-    "Calls that were still running when you answered have finished. Their results: {results}\n"
-    "If they change your answer, give the corrected answer; otherwise repeat it."
-)
-"""The user message of a framework's revision run (``{results}``: the runtime's delivery text)."""
 
 R = TypeVar("R")
 

@@ -17,16 +17,16 @@ import pytest
 
 from asyncfc import Agent, Call, ConfigurationError, Runtime, tool
 from asyncfc.integrations._hosted import HostedRuntime
+from asyncfc.model_text import SETTLED_PROMPT
 from asyncfc.models.base import Message
 from asyncfc.revise import (
     POLICIES,
-    SETTLED_PROMPT,
     HostedRun,
     Revise,
     revision_needed,
     settle_and_revise,
 )
-from asyncfc.testing.scripted import ScriptedCall, ScriptedModel
+from asyncfc.testing import ScriptedCall, ScriptedModel
 from asyncfc.tools import Tool
 
 
