@@ -11,10 +11,12 @@ from .errors import (
     CallError,
     ConfigurationError,
     ErrorKind,
+    LocalModelError,
     ModelError,
     SessionBusyError,
     SessionClosedError,
     ToolDefinitionError,
+    UsageError,
 )
 from .mode import Mode
 from .model_text import ASYNC_INSTRUCTIONS
@@ -32,6 +34,7 @@ __all__ = [
     "ConfigurationError",
     "Delivery",
     "ErrorKind",
+    "LocalModelError",
     "Mode",
     "ModelError",
     "Reply",
@@ -43,6 +46,7 @@ __all__ = [
     "Tool",
     "ToolDefinitionError",
     "Trace",
+    "UsageError",
     "plot_timeline",
     "tool",
     "tool_from_schema",

@@ -10,7 +10,8 @@ every class is also importable from where the right column says)::
     ├── ConfigurationError           an option has a value asyncfc does not know; also a
     │                                ValueError (asyncfc)
     ├── UsageError                   the API was called where or when it cannot work, e.g.
-    │   │                            Agent.run_sync inside a running event loop (asyncfc)
+    │   │                            Agent.run_sync inside a running event loop, plot_timeline
+    │   │                            without matplotlib (asyncfc)
     │   ├── SessionClosedError       a closed or cancelled session was used again (asyncfc)
     │   └── SessionBusyError         a session was asked to run a second user turn at once (asyncfc)
     ├── ModelError                   a model adapter failed: transport (the message names the
@@ -26,9 +27,9 @@ every class is also importable from where the right column says)::
     │   └── GGUFError                the weights file is not a readable GGUF (asyncfc.local)
     ├── ExecutorUnavailable          an executor cannot start or reach its workers, e.g. Ray is
     │                                not installed or its cluster is unreachable (asyncfc.executors)
-    ├── ToolFailed                   ┐ raised only by Executor.run, which the scheduler calls and
-    ├── ToolTimeout                  │ turns into a CallError; a developer who calls an executor
-    ├── WorkerLost                   ┘ directly sees them (asyncfc.executors)
+    ├── ToolFailed                   ┐ raised only by Executor.run, whose caller (the scheduler)
+    ├── ToolTimeout                  │ turns them into a CallError; a developer who calls an
+    ├── WorkerLost                   ┘ executor directly sees them (asyncfc.executors)
     ├── UpstreamUnavailable          an upstream MCP server cannot be reached (it crashed, exited
     │                                or refuses connections) (asyncfc.integrations.mcp)
     └── UpstreamToolError            an upstream MCP server answered a call with an error; the
@@ -61,6 +62,7 @@ __all__ = [
     "ToolDefinitionError",
     "UsageError",
 ]
+
 
 class AsyncFCError(Exception):
     """Base class of every exception asyncfc raises."""
@@ -155,4 +157,3 @@ class CallError:
 
     kind: ErrorKind
     message: str
-

@@ -13,7 +13,7 @@ import inspect
 import json
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast, get_type_hints, overload
 
@@ -22,6 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic_core import to_jsonable_python
 
 from .errors import ConfigurationError, ToolDefinitionError, check_number
+
+__all__ = [
+    "ArgumentsError",
+    "Tool",
+    "tool",
+    "tool_from_schema",
+]
 
 ROOT = ""
 """The label of the whole state tree; it conflicts with every other label."""
@@ -424,3 +431,38 @@ def tool_from_schema(
         idempotent=idempotent,
         resources=resources,
     )
+
+
+def checked_tools(tools: Any) -> list[Tool]:
+    """``tools`` as a list, or a :class:`ToolDefinitionError` that says how to make a tool of
+    whatever is not one (a plain function has no schema yet: it needs ``@tool``)."""
+    if isinstance(tools, (Tool, str, bytes)) or callable(tools) or not isinstance(tools, Iterable):
+        what, fix = _not_a_tool(tools)
+        if not isinstance(tools, Tool):
+            fix += ", in a list: tools=[...]"
+        raise ToolDefinitionError(f"tools must be a list of tools, got {what}: {fix}")
+    items = list(tools)
+    for i, item in enumerate(items):
+        if not isinstance(item, Tool):
+            what, fix = _not_a_tool(item)
+            raise ToolDefinitionError(f"tools[{i}] is {what}, not a tool: {fix}")
+    return items
+
+
+def _not_a_tool(item: Any) -> tuple[str, str]:
+    """What ``item`` is, and how to make a tool of it."""
+    if isinstance(item, Tool):
+        return f"the tool {item.name!r} alone", f"pass a list, tools=[{item.name}]"
+    if inspect.isfunction(item) or inspect.ismethod(item) or inspect.isbuiltin(item):
+        name = getattr(item, "__name__", "")
+        shown = getattr(item, "__qualname__", name)
+        return (
+            f"the plain function {shown!r}",
+            f"decorate it with @tool (from asyncfc import tool) or wrap it, tool({name if name.isidentifier() else 'fn'})",
+        )
+    text = repr(item)
+    text = text if len(text) <= 80 else text[:77] + "..."
+    what = f"{text} (of type {type(item).__name__})"
+    if callable(item):
+        return what, "make a tool of it with tool(fn) or tool_from_schema(schema, fn) (from asyncfc)"
+    return what, "tools are made with @tool, tool(fn) or tool_from_schema(schema, fn) (from asyncfc)"

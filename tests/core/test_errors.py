@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import importlib
+import inspect
 import json
+import pkgutil
+import socket
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from asyncfc import AsyncFCError, ErrorKind, ModelError, SessionClosedError, tool
+import asyncfc
+from asyncfc import (
+    AsyncFCError,
+    ConfigurationError,
+    ErrorKind,
+    LocalModelError,
+    ModelError,
+    Runtime,
+    SessionBusyError,
+    SessionClosedError,
+    ToolDefinitionError,
+    UsageError,
+    tool,
+)
 from asyncfc.agent import AWAIT_TOOL, Agent, RunResult
-from asyncfc.models.base import Message, ToolCall
 from asyncfc.mode import ModeName as Mode
+from asyncfc.models import ModelRequest, OpenAIChatModel, complete
+from asyncfc.models.base import Message, ToolCall
 from asyncfc.testing.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from asyncfc.tools import Tool
 from conftest import RawModel, assert_protocol_valid, content_of, error_of, run
@@ -435,3 +455,159 @@ def test_errors_reach_the_model_as_json_with_type_and_message() -> None:
             assert set(p["error"]) == {"type", "message"} and p["error"]["message"]
             if mode == "async":  # one shape, always naming the future
                 assert p["status"] == "failed" and p["future"] in ("fut_1", "fut_2")
+
+
+# ------------------------------------------------------------ developer mistakes name their fix
+
+
+def get_weather(city: str) -> str:
+    """A plain function: not decorated with @tool."""
+    return f"sunny in {city}"
+
+
+@pytest.mark.parametrize("make", [lambda tools: Agent(ScriptedModel(["hi"]), tools), Runtime])
+def test_a_plain_function_as_a_tool_says_to_decorate_it(make: Any) -> None:
+    with pytest.raises(ToolDefinitionError, match="get_weather") as exc:
+        make([tool(lambda: 1), get_weather])
+    message = str(exc.value)
+    assert "tools[1]" in message and "plain function" in message
+    assert "@tool" in message and "tool(get_weather)" in message
+
+
+@pytest.mark.parametrize(
+    ("tools", "expected"),
+    [
+        (["get_weather"], "tools[0] is 'get_weather' (of type str), not a tool"),
+        ([None], "tools[0] is None (of type NoneType), not a tool"),
+        (get_weather, "tools must be a list of tools, got the plain function 'get_weather'"),
+        (tool(get_weather), "got the tool 'get_weather' alone: pass a list, tools=[get_weather]"),
+    ],
+)
+def test_anything_but_a_list_of_tools_is_a_definition_error(tools: Any, expected: str) -> None:
+    with pytest.raises(ToolDefinitionError) as exc:
+        Agent(ScriptedModel(["hi"]), tools)
+    assert expected in str(exc.value)
+    assert "tool(fn)" in str(exc.value) or "@tool" in str(exc.value) or "tools=[" in str(exc.value)
+
+
+def test_set_tools_checks_the_new_list_too() -> None:
+    agent = Agent(ScriptedModel(["hi"]), [tool(get_weather)])
+    with pytest.raises(ToolDefinitionError, match=r"decorate it with @tool"):
+        agent.set_tools([get_weather])
+    assert list(agent.tools) == ["get_weather"]  # the old list stands
+
+
+def test_run_sync_inside_a_running_loop_says_to_await_run() -> None:
+    agent = Agent(ScriptedModel(["hi"]), [])
+
+    async def main() -> None:
+        with pytest.raises(UsageError, match=r"await agent\.run\(\.\.\.\)") as exc:
+            agent.run_sync("hi")
+        assert "running event loop" in str(exc.value)
+        assert isinstance(exc.value, AsyncFCError)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(main())
+        gc.collect()  # a coroutine made and dropped would warn "was never awaited" here
+    assert [str(w.message) for w in caught] == []
+    assert agent.run_sync("hi").text == "hi"  # outside a loop it still runs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_an_unreachable_local_endpoint_names_the_url_and_asyncfc_model_serve() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    model = OpenAIChatModel("qwen", base_url=url, max_retries=0)
+    with pytest.raises(ModelError) as exc:
+        Agent(model, []).run_sync("hi")
+    message = str(exc.value)
+    assert url in message and "cannot reach" in message
+    assert "`asyncfc model serve`" in message and "asyncfc.local.model()" in message
+
+
+def test_an_unreachable_anthropic_endpoint_names_the_url_too() -> None:
+    from asyncfc.models import AnthropicMessagesModel
+
+    url = f"http://127.0.0.1:{free_port()}"
+    model = AnthropicMessagesModel("claude", base_url=url, api_key="k", max_retries=0)
+    with pytest.raises(ModelError) as exc:
+        Agent(model, []).run_sync("hi")
+    assert url in str(exc.value) and "`asyncfc model serve`" in str(exc.value)
+
+
+def test_a_stream_without_a_response_is_a_model_error() -> None:
+    class Silent:
+        name = "silent"
+
+        async def stream(self, request: ModelRequest) -> Any:
+            return
+            yield
+
+    with pytest.raises(ModelError, match="'silent' ended its stream without a response"):
+        run(complete(Silent(), ModelRequest([Message("user", "hi")], [])))
+
+
+def test_a_script_referring_to_a_call_not_yet_made_is_a_model_error() -> None:
+    agent = Agent(ScriptedModel([[ScriptedCall("double", {"x": Ref(3)})], "done"]), make_tools({}))
+    with pytest.raises(ModelError, match=r"refers to call 3 \(Ref\(3\)\), but only 0 were made"):
+        agent.run_sync("go")
+
+
+# ------------------------------------------------------------------------ the exception tree
+
+NOT_RAISED_AT_THE_DEVELOPER = {
+    "ArgumentsError": "Tool.validate's, the scheduler turns it into an invalid_arguments CallError",
+    "ReferenceError_": "a future reference the model wrote is bad: an unknown_future CallError",
+    "NotPicklableError": "the processes executor turns it into ToolDefinitionError or ToolFailed",
+}
+"""asyncfc's own exceptions that are not AsyncFCErrors: each is caught inside asyncfc."""
+
+
+def asyncfc_exceptions() -> dict[str, type[BaseException]]:
+    """Every exception class defined in an importable asyncfc module, by name."""
+    found: dict[str, type[BaseException]] = {}
+    for info in pkgutil.walk_packages(asyncfc.__path__, "asyncfc."):
+        if info.name.endswith("__main__"):
+            continue  # running one is the CLI
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # an optional framework (ray, langgraph, ...) is not installed
+            continue
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseException) and cls.__module__.startswith("asyncfc"):
+                found[cls.__name__] = cls
+    return found
+
+
+def test_every_exception_raised_at_the_developer_is_an_asyncfc_error() -> None:
+    found = asyncfc_exceptions()
+    expected = {"UpstreamUnavailable", "ServerError", "ExecutorUnavailable", "ToolFailed", "WorkerLost"}
+    assert expected <= set(found)
+    strays = {
+        name
+        for name, cls in found.items()
+        if not issubclass(cls, AsyncFCError) and name not in NOT_RAISED_AT_THE_DEVELOPER
+    }
+    assert strays == set()
+
+
+def test_the_errors_docstring_draws_every_asyncfc_error() -> None:
+    doc = asyncfc.errors.__doc__ or ""
+    drawn = {name for name, cls in asyncfc_exceptions().items() if issubclass(cls, AsyncFCError)}
+    assert {n for n in drawn if f" {n} " not in doc} == set()
+
+
+def test_backwards_compatible_bases() -> None:
+    assert issubclass(ConfigurationError, ValueError)
+    assert issubclass(LocalModelError, RuntimeError)
+    assert issubclass(SessionBusyError, UsageError) and issubclass(SessionClosedError, UsageError)
+    from asyncfc.local import GGUFError, ServerError, TemplatePatchError, WeightsError
+
+    for cls in (GGUFError, ServerError, TemplatePatchError, WeightsError):
+        assert issubclass(cls, LocalModelError) and issubclass(cls, AsyncFCError)

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from asyncfc import local
-from asyncfc.local import _gguf, server, weights
-from asyncfc.local._util import silent
+from asyncfc.local import GGUFError, server, silent, weights
 from asyncfc.local.server import TemplatePatchError, chat_template, patch_template
 from asyncfc.local.weights import ModelSpec, WeightsError, assemble, is_verified
 from conftest import local_server
@@ -148,12 +147,13 @@ def test_chat_template_reads_gguf_metadata(tmp_path: Path) -> None:
     out = chat_template(gguf, "tiny", cache=tmp_path / "cache")
     assert out == tmp_path / "cache" / "templates" / "tiny.jinja"
     assert "```json" in out.read_text() and "<tool_call>" not in out.read_text()
-    assert _gguf.read_string(gguf, "general.name") == "tiny"
-    with pytest.raises(_gguf.GGUFError, match="not found"):
-        _gguf.read_string(gguf, "missing.key")
+    untemplated = tmp_path / "bare.gguf"
+    write_gguf(untemplated, {"general.name": "tiny"})
+    with pytest.raises(GGUFError, match="tokenizer.chat_template.* not found"):
+        chat_template(untemplated, cache=tmp_path / "cache")
     (tmp_path / "x.bin").write_bytes(b"nope" * 10)
-    with pytest.raises(_gguf.GGUFError, match="not a GGUF"):
-        _gguf.read_string(tmp_path / "x.bin", "general.name")
+    with pytest.raises(GGUFError, match="not a GGUF"):
+        chat_template(tmp_path / "x.bin", cache=tmp_path / "cache")
 
 
 # --------------------------------------------------------------------------- weights

@@ -22,6 +22,17 @@ from asyncfc.scheduler import Call
 from asyncfc.tools import Tool, tool
 from asyncfc_bench.tasks.measure import RecordingModel, turn_ideal
 
+__all__ = [
+    "Errands",
+    "ModeRun",
+    "SYSTEM_PROMPT",
+    "TASK",
+    "WEATHER",
+    "run_mode",
+    "summary",
+    "warm_up",
+]
+
 WEATHER = {
     "paris": "18 C, light rain",
     "tokyo": "24 C, sunny",

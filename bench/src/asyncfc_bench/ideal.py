@@ -11,6 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+__all__ = [
+    "IdealCall",
+    "IdealStep",
+    "ideal_time",
+]
+
 
 @dataclass(frozen=True)
 class IdealCall:

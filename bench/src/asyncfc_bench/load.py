@@ -47,6 +47,24 @@ from asyncfc.testing.scripted import Ref, ScriptedCall, render_turn
 from asyncfc.tools import Tool, tool
 from asyncfc_bench.stats import nearest_rank
 
+__all__ = [
+    "CALLS_PER_TURN",
+    "COUNTS",
+    "DEEP_LEVELS",
+    "FAULTS",
+    "Ledger",
+    "LoadAbort",
+    "LoadModel",
+    "LoadWorker",
+    "SYNC_FAULTS",
+    "USER_TURNS",
+    "compare",
+    "leaked_worker_processes",
+    "load_tools",
+    "run_load",
+    "run_on_actors",
+]
+
 FAULTS = (
     "raise",
     "hang",

@@ -35,6 +35,19 @@ from asyncfc.scheduler import Scheduler
 from asyncfc.tools import Tool, tool
 from asyncfc_bench.stats import nearest_rank
 
+__all__ = [
+    "BARE",
+    "BurstModel",
+    "DEFAULT_IN_FLIGHT",
+    "DEFAULT_LABELS",
+    "SERVER_SYSTEMS",
+    "SERVER_WORKLOADS",
+    "measure",
+    "measure_server",
+    "run",
+    "serve_instant",
+]
+
 DEFAULT_IN_FLIGHT = (10, 100, 1000, 10000)
 DEFAULT_LABELS = (1, 10, 100, 1000)
 

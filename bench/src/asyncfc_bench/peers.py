@@ -46,6 +46,27 @@ from asyncfc.testing.scripted import Ref, ScriptedCall, TurnSpec, call_results, 
 from asyncfc.testing.simserver import SimServer
 from asyncfc.tools import Tool, tool
 
+__all__ = [
+    "BASELINE",
+    "Cleanup",
+    "DEFAULT_GRACE_S",
+    "FRAMEWORKS",
+    "LANGCHAIN_MCP_UNAVAILABLE",
+    "Outcome",
+    "PeerWorkload",
+    "Runner",
+    "SYSTEMS",
+    "State",
+    "Unavailable",
+    "WORKLOADS",
+    "add_parser",
+    "cmd_peers",
+    "format_rows",
+    "run_peers",
+    "serve_upstream",
+    "tiny_workloads",
+]
+
 FRAMEWORKS = ("pydantic-ai", "openai-agents", "langgraph")
 SYSTEMS: tuple[str, ...] = (
     "asyncfc-sync",

@@ -13,6 +13,16 @@ import random
 from collections.abc import Callable, Sequence
 from statistics import fmean
 
+__all__ = [
+    "Stat",
+    "bootstrap_ci",
+    "efficiency",
+    "mcnemar",
+    "nearest_rank",
+    "paired_ratio_ci",
+    "speedup",
+]
+
 Stat = Callable[[Sequence[float]], float]
 
 

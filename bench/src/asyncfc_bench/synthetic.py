@@ -23,6 +23,14 @@ from asyncfc.tools import Tool, tool
 from asyncfc_bench.ideal import IdealCall, IdealStep, ideal_time
 from asyncfc_bench.stats import efficiency
 
+__all__ = [
+    "MODES",
+    "Workload",
+    "run_mode",
+    "run_synthetic",
+    "run_synthetic_server",
+]
+
 MODES: tuple[ModeName, ...] = ("sync", "parallel", "async")
 
 

@@ -12,6 +12,11 @@ from asyncfc.agent import Agent
 from asyncfc.models.base import Message, ModelRequest
 from asyncfc.models.openai_chat import to_openai_messages, to_openai_tools
 
+__all__ = [
+    "async_overhead",
+    "prompt_tokens",
+]
+
 
 def prompt_tokens(base_url: str, request: ModelRequest, *, timeout: float = 60.0) -> int:
     """Tokens of ``request``'s prompt: rendered by the server's chat template, then tokenized."""

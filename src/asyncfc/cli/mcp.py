@@ -10,6 +10,11 @@ from typing import Any
 from ..runtime import DEFAULT_GRACE_S
 from .options import non_negative_float, non_negative_int, positive_float, positive_int
 
+__all__ = [
+    "add_parser",
+    "cmd_mcp_serve",
+]
+
 EPILOG = """\
 examples:
   asyncfc mcp serve --upstream "python my_server.py"

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from ..errors import check_choice, check_number
+from ..errors import ConfigurationError, check_choice, check_number
 from ..revise import POLICIES, Revise
 from ..runtime import Runtime
 from ..scheduler import Call
@@ -44,7 +44,7 @@ class HostedRuntime:
         **runtime_options: Any,
     ) -> None:
         if (tools is None) == (runtime is None):
-            raise ValueError("pass either asyncfc tools or a runtime")
+            raise ConfigurationError("pass either asyncfc tools or a runtime, not both or neither")
         check_choice("revise policy", revise, POLICIES)
         check_number("max_revisions", max_revisions, 0, integer=True)
         self._owns_runtime = runtime is None

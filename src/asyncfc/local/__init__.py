@@ -5,26 +5,44 @@ profile attached); `ensure_server()` gives the bare OpenAI-compatible endpoint w
 so examples and tests run without API keys. Everything is cached in `cache_dir()`.
 """
 
-from ._util import LocalModelError, cache_dir
+from ..errors import LocalModelError
+from ._gguf import GGUFError
+from ._util import Progress, cache_dir, silent
 from .profile import EMBEDDED_PROFILE, LocalModel, model
-from .server import LocalServer, build_llama_server, ensure_server, release, running, serve, stop
-from .weights import DEFAULT_SIZE, SIZES, ModelSpec, pull
+from .server import (
+    LocalServer,
+    ServerError,
+    TemplatePatchError,
+    build_llama_server,
+    ensure_server,
+    release,
+    running,
+    serve,
+    stop,
+)
+from .weights import DEFAULT_SIZE, SIZES, ModelSpec, WeightsError, pull
 
 __all__ = [
     "DEFAULT_SIZE",
     "EMBEDDED_PROFILE",
     "SIZES",
+    "GGUFError",
     "LocalModel",
     "LocalModelError",
     "LocalServer",
     "ModelSpec",
-    "model",
+    "Progress",
+    "ServerError",
+    "TemplatePatchError",
+    "WeightsError",
     "build_llama_server",
     "cache_dir",
     "ensure_server",
+    "model",
     "pull",
     "release",
     "running",
     "serve",
+    "silent",
     "stop",
 ]

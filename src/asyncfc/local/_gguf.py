@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-from ._util import LocalModelError
+from ..errors import LocalModelError
 
 _MAGIC = b"GGUF"
 # value type id -> struct format of a fixed-size scalar (little-endian)

@@ -9,12 +9,10 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from ..errors import LocalModelError
+
 Progress = Callable[[str], None]
 """Receives one human-readable status line; lets the CLI print and tests stay silent."""
-
-
-class LocalModelError(RuntimeError):
-    """Base error for everything the local model support raises on purpose."""
 
 
 def stderr_progress(message: str) -> None:

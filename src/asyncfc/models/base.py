@@ -12,6 +12,25 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Union, runtime_checkable
 
+from ..errors import ModelError
+
+__all__ = [
+    "Message",
+    "Model",
+    "ModelEvent",
+    "ModelProfile",
+    "ModelRequest",
+    "ModelResponse",
+    "ResponseDone",
+    "Role",
+    "TextDelta",
+    "Timing",
+    "ToolCall",
+    "ToolCallReady",
+    "Usage",
+    "complete",
+]
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -217,4 +236,4 @@ async def complete(model: Model, request: ModelRequest) -> ModelResponse:
     async for event in model.stream(request):
         if isinstance(event, ResponseDone):
             return event.response
-    raise RuntimeError(f"model {model.name!r} ended its stream without a response")
+    raise ModelError(f"model {model.name!r} ended its stream without a response")

@@ -34,7 +34,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from ..errors import ModelError
-from ._sdk import OwnedClient, client_kwargs
+from ._sdk import OwnedClient, client_kwargs, connection_error
 from .base import (
     Message,
     ModelEvent,
@@ -574,5 +574,6 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
         if isinstance(error, openai.APIStatusError):
             return ModelError(f"model {self.name!r} at {where}: HTTP {error.status_code}: {error.message}")
         if isinstance(error, openai.APIConnectionError):
-            return ModelError(f"model {self.name!r}: cannot reach {where}: {error.message}")
+            timed_out = isinstance(error, openai.APITimeoutError)
+            return connection_error(self.name, where, error.message, timed_out=timed_out)
         return ModelError(f"model {self.name!r} at {where}: {error.message}")

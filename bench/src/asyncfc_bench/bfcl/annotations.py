@@ -48,6 +48,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "ANNOTATIONS",
+    "Access",
+    "CLASS_ANNOTATIONS",
+    "CLASS_LABEL",
+    "CONSTANT_ATTRIBUTES",
+    "FILE_SYSTEM",
+    "LABEL_ATTRIBUTES",
+    "MATH",
+    "MESSAGE",
+    "PROCESS_LABELS",
+    "PURE",
+    "TICKET",
+    "TRADING",
+    "TRAVEL",
+    "TWITTER",
+    "VEHICLE",
+    "process_wide",
+    "rw",
+]
+
 
 @dataclass(frozen=True)
 class Access:

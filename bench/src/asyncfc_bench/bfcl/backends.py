@@ -27,6 +27,19 @@ from asyncfc.tools import Tool, tool_from_schema
 from asyncfc_bench.bfcl.annotations import ANNOTATIONS, Access, process_wide
 from asyncfc_bench.bfcl.data import Entry, FunctionDoc, function_docs
 
+__all__ = [
+    "BFCL_TO_JSON_TYPE",
+    "ERROR_PREFIX",
+    "backend_class",
+    "bind",
+    "format_result",
+    "instances_for",
+    "make_instances",
+    "make_tools",
+    "openai_schema",
+    "signature_param_order",
+]
+
 BFCL_TO_JSON_TYPE: dict[str, str] = {
     "integer": "integer",
     "number": "number",

@@ -14,6 +14,13 @@ import ast
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+__all__ = [
+    "CallSyntaxError",
+    "parse_call",
+    "parse_calls",
+    "to_call_string",
+]
+
 
 class CallSyntaxError(ValueError):
     """A call string is not ``name(literal, ..., key=literal, ...)``."""

@@ -26,6 +26,14 @@ from asyncfc.mode import ModeName
 from asyncfc.revise import POLICIES
 from asyncfc_bench.bfcl.data import Entry, load_category
 
+__all__ = [
+    "CATEGORY_NAMES",
+    "add_parser",
+    "cmd_bench_bfcl",
+    "main",
+    "select_entries",
+]
+
 CATEGORY_NAMES = {
     "base": "multi_turn_base",
     "miss_func": "multi_turn_miss_func",

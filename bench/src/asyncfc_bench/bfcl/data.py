@@ -22,6 +22,23 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "ADDITIONAL_FUNCTION_PROMPT",
+    "CATEGORIES",
+    "CLASSES",
+    "Entry",
+    "FunctionDoc",
+    "Message",
+    "VERSION_PREFIX",
+    "data_dir",
+    "doc_param_order",
+    "entry_function_docs",
+    "function_docs",
+    "get_entry",
+    "load_all",
+    "load_category",
+]
+
 CATEGORIES: tuple[str, ...] = (
     "multi_turn_base",
     "multi_turn_miss_func",

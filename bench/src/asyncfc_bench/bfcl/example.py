@@ -23,6 +23,15 @@ from asyncfc_bench.bfcl.backends import instances_for, make_tools
 from asyncfc_bench.bfcl.data import Entry
 from asyncfc_bench.bfcl.replay import ReplayModel, build_plan
 
+__all__ = [
+    "FIRST_EXAMPLE_FUTURE",
+    "INSTRUCTIONS",
+    "example_entry",
+    "example_turn",
+    "with_example",
+    "worked_example",
+]
+
 INSTRUCTIONS = (
     "The example task before the user's request shows how to work: its functions may not be "
     "available now; use only the tools you are given."

@@ -18,6 +18,18 @@ from typing import Any
 from asyncfc.trace import Trace
 from asyncfc_bench.stats import bootstrap_ci, efficiency, mcnemar, paired_ratio_ci, speedup
 
+__all__ = [
+    "BOUND_OF_MODE",
+    "Row",
+    "markdown",
+    "matched",
+    "plot_latency",
+    "plot_sweep",
+    "summarize",
+    "typical_entry",
+    "write_outputs",
+]
+
 Row = Mapping[str, Any]
 
 BOUND_OF_MODE = {"sync": "sync_ideal_s", "parallel": "parallel_ideal_s", "async": "ideal_s"}

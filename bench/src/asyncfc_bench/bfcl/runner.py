@@ -54,6 +54,36 @@ from asyncfc_bench.bfcl.replay import (
     sleep_until,
 )
 
+__all__ = [
+    "BoundCall",
+    "BoundStep",
+    "Bounds",
+    "CHECK_PREFIX",
+    "Config",
+    "EndpointUnreachable",
+    "Experiment",
+    "MODES",
+    "Run",
+    "SYSTEM_PROMPT",
+    "check_endpoint",
+    "checker_entry",
+    "coarse_annotations",
+    "critical_path",
+    "decoded",
+    "delayed",
+    "entry_bounds",
+    "entry_tools",
+    "judge",
+    "make_model",
+    "real_model",
+    "rows",
+    "run_entry",
+    "run_experiment",
+    "serialized",
+    "trajectory_of",
+    "turn_steps",
+]
+
 MODES: tuple[ModeName, ...] = ("sync", "parallel", "async")
 
 SYSTEM_PROMPT = (

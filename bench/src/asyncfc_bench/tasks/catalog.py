@@ -24,6 +24,15 @@ from asyncfc_bench.tasks.judge import Check, Evidence
 from asyncfc_bench.tasks.script import Text, seeing, step
 from asyncfc_bench.tasks.world import CALENDAR, ORDERS
 
+__all__ = [
+    "BY_NAME",
+    "SHAPES",
+    "Shape",
+    "TASKS",
+    "Task",
+    "select",
+]
+
 Shape = Literal["fan-out", "chain", "fan-in", "decision", "failure", "multi-turn", "no-tool"]
 SHAPES: tuple[Shape, ...] = ("fan-out", "chain", "fan-in", "decision", "failure", "multi-turn", "no-tool")
 

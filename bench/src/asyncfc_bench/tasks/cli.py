@@ -17,6 +17,11 @@ from typing import Any, get_args
 from asyncfc.cli.options import non_negative_float, positive_float, positive_int
 from asyncfc.mode import ModeName
 
+__all__ = [
+    "add_parser",
+    "cmd_bench_tasks",
+]
+
 
 def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     """Register ``tasks`` on the ``bench`` sub-parsers (its handler is ``args.func``)."""

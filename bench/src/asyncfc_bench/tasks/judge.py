@@ -18,6 +18,31 @@ from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.scheduler import Call
 from asyncfc_bench.tasks.world import World
 
+__all__ = [
+    "Check",
+    "Evidence",
+    "FAILURE_WORDS",
+    "Verdict",
+    "admits",
+    "admits_failure",
+    "all_of",
+    "answer_numbers",
+    "answer_text",
+    "file_has",
+    "has_number",
+    "has_text",
+    "judge",
+    "looked_up",
+    "need",
+    "no_emails",
+    "no_file",
+    "no_success_claims",
+    "no_tools",
+    "numbers_in",
+    "one_email",
+    "thermostats",
+]
+
 FAILURE_WORDS = re.compile(
     r"\b(fail\w*|error\w*|unable|could ?n[o']t|can ?n[o']t|can't|not able|unavailable|did ?n[o']t|"
     r"was ?n[o']t|is ?n[o']t|not (?:found|available|possible|sent|updated|changed|delivered)|"

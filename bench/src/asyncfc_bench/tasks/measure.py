@@ -31,6 +31,16 @@ from asyncfc.models.base import Model, ModelEvent, ModelRequest, ModelResponse, 
 from asyncfc.scheduler import Call
 from asyncfc.tools import Tool, labels_conflict
 
+__all__ = [
+    "RecordingModel",
+    "StepRecord",
+    "atoms",
+    "call_duration",
+    "copies",
+    "critical_path",
+    "turn_ideal",
+]
+
 
 @dataclass
 class StepRecord:

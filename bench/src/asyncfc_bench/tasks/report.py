@@ -18,6 +18,10 @@ from typing import Any
 from asyncfc_bench.stats import efficiency, mcnemar, paired_ratio_ci, speedup
 from asyncfc_bench.tasks.runner import Run
 
+__all__ = [
+    "summarize",
+]
+
 
 def _r(x: float | None, digits: int = 4) -> float | None:
     if x is None or not math.isfinite(x):

@@ -26,6 +26,18 @@ from asyncfc_bench.tasks.judge import Evidence, judge
 from asyncfc_bench.tasks.measure import RecordingModel, call_duration, turn_ideal
 from asyncfc_bench.tasks.world import Latency, World
 
+__all__ = [
+    "Config",
+    "EndpointUnreachable",
+    "ModelFor",
+    "Run",
+    "SYSTEM_PROMPT",
+    "default_delivery",
+    "run_suite",
+    "run_task",
+    "warm_up",
+]
+
 SYSTEM_PROMPT = (
     "You are a helpful assistant with access to tools. Use them to do what the user asks; "
     "never make up a value a tool can give you. When the request is done, answer briefly."

@@ -37,6 +37,13 @@ from asyncfc.testing.scripted import (
     tokens_of,
 )
 
+__all__ = [
+    "SolutionModel",
+    "Text",
+    "seeing",
+    "step",
+]
+
 
 @dataclass(frozen=True)
 class Text:

@@ -26,6 +26,28 @@ from typing import Any
 
 from asyncfc.tools import Tool, tool
 
+__all__ = [
+    "BROKEN_PACKAGES",
+    "CALENDAR",
+    "CUSTOMERS",
+    "FILES",
+    "FLIGHTS",
+    "INVENTORY",
+    "LATENCY_S",
+    "LOOKUPS",
+    "Latency",
+    "ORDERS",
+    "ORDER_STATUSES",
+    "PACKAGES",
+    "RATES",
+    "REJECTED_DOMAINS",
+    "ROOMS",
+    "STOCKS",
+    "WEATHER",
+    "World",
+    "evaluate",
+]
+
 WEATHER: dict[str, str] = {
     "paris": "18 C, light rain",
     "tokyo": "24 C, sunny",

@@ -36,6 +36,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ...errors import ConfigurationError
 from ...tools import ROOT
 
+__all__ = [
+    "AnnotationsFile",
+    "ServerAnnotation",
+    "ToolAnnotation",
+    "load_annotations",
+    "parse_annotations",
+]
+
 
 class ToolAnnotation(BaseModel):
     """One ``[tools.NAME]`` table."""

@@ -35,6 +35,12 @@ from ...tools import Tool
 from .annotations import AnnotationsFile
 from .upstream import ORIGIN, Origin, ProxyTool, UpstreamPool, UpstreamSpec
 
+__all__ = [
+    "Proxy",
+    "ProxyConfig",
+    "serve",
+]
+
 MCP_NOTE = (
     "Values of calls that answered with a placeholder arrive later, once each, under "
     '"resolved_earlier" in the result of a later call (or of await_future).'

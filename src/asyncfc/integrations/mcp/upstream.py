@@ -29,10 +29,20 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
-from ...errors import ConfigurationError, describe
+from ...errors import AsyncFCError, ConfigurationError, describe
 from ...futures import AWAIT_TOOL
 from ...tools import Tool, tool_from_schema
 from .annotations import AnnotationsFile, tool_options, unused_entries
+
+__all__ = [
+    "Upstream",
+    "UpstreamPool",
+    "UpstreamSpec",
+    "UpstreamToolError",
+    "UpstreamUnavailable",
+    "parse_upstream",
+    "result_value",
+]
 
 ProgressFn = ProgressFnT
 """``async (progress, total, message) -> None``, as the SDK calls it."""
@@ -40,11 +50,11 @@ ProgressFn = ProgressFnT
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
-class UpstreamToolError(Exception):
+class UpstreamToolError(AsyncFCError):
     """The upstream server answered the call with ``isError`` or a JSON-RPC error."""
 
 
-class UpstreamUnavailable(Exception):
+class UpstreamUnavailable(AsyncFCError):
     """The upstream server cannot be reached (it crashed, exited or refuses connections)."""
 
 
