@@ -31,8 +31,9 @@ from asyncfc import (
     UsageError,
     tool,
 )
-from asyncfc.agent import AWAIT_TOOL, Agent, RunResult
+from asyncfc.agent import Agent, RunResult
 from asyncfc.mode import ModeName as Mode
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.models import ModelRequest, OpenAIChatModel, complete
 from asyncfc.models.base import Message, ToolCall
 from asyncfc.testing.scripted import Ref, ScriptedCall, ScriptedModel, Turn
