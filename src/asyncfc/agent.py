@@ -35,7 +35,7 @@ from .errors import (
 from .executors import Executor, ExecutorKind, make_executor
 from .futures import dumps
 from .mode import Mode
-from .model_text import ANSWER_NOW, ASYNC_INSTRUCTIONS, AWAIT_SPEC, AWAIT_TOOL, model_specs, with_earlier
+from .model_text import ANSWER_NOW, ASYNC_INSTRUCTIONS, AWAIT_TOOL, model_specs, with_earlier
 from .models.base import (
     Message,
     Model,
@@ -60,7 +60,7 @@ from .trace import Trace
 
 Delivery = Literal["append", "rewrite", "synthetic_await"]
 
-__all__ = ["ASYNC_INSTRUCTIONS", "AWAIT_SPEC", "Agent", "Delivery", "Revise", "RunResult", "Session"]
+__all__ = ["Agent", "Delivery", "RunResult", "Session"]
 
 
 def _repeats_only(calls: Sequence[tuple[ToolCall, Call | None]]) -> bool:

@@ -19,6 +19,17 @@ from pydantic_core import to_jsonable_python
 
 from .errors import CallError, ErrorKind
 
+__all__ = [
+    "FUTURE_PREFIX",
+    "REFERENCE",
+    "Future",
+    "as_text",
+    "dumps",
+    "future_id",
+    "is_reference",
+    "jsonable",
+]
+
 FUTURE_PREFIX = "fut_"
 """IDs are ``fut_<n>``, numbered in program order per session."""
 

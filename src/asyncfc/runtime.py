@@ -21,7 +21,7 @@ from .errors import (
     ToolDefinitionError,
     check_number,
 )
-from .executors import Executor
+from .executors import Executor, ThreadExecutor
 from .futures import as_text, dumps, future_id, future_seq
 from .mode import Mode
 from .model_text import (
@@ -43,6 +43,8 @@ from .scheduler import Call, Scheduler
 from .tools import Tool, checked_tools
 from .trace import Trace
 
+__all__ = ["DEFAULT_GRACE_S", "Reply", "Runtime"]
+
 DEFAULT_GRACE_S = 0.5
 """How long a call may take and still be answered with its value instead of a placeholder.
 
@@ -50,6 +52,7 @@ Chosen by measurement on the embedded model: a placeholder for a quick call (a d
 read, a file write, an email: 0.05-0.3 s) costs the model an extra step to await it (2-4 s
 on a CPU, about a second on hosted models), far more than waiting half a second. Tools that
 pay at most the window once per model step that emits them."""
+
 
 @dataclass
 class Reply:
@@ -89,7 +92,7 @@ class Runtime:
         self.max_result_chars = max_result_chars
         self.instructions = instructions if self.mode.shows_futures else ""
         self._owns_executor = executor is None
-        self.executor = executor or Executor(default_timeout=default_timeout)
+        self.executor = executor or ThreadExecutor(default_timeout=default_timeout)
         self.trace = trace or Trace()
         self._resolved: list[Call] = []
         """Calls resolved since the last :meth:`take_ready`, so a turn boundary looks at what is

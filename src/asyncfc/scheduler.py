@@ -33,6 +33,8 @@ from .mode import Mode
 from .tools import ROOT, ArgumentsError, Tool
 from .trace import Trace
 
+__all__ = ["Call", "HazardIndex", "MAX_LABEL_DEPTH", "Scheduler"]
+
 
 @dataclass(eq=False, slots=True)
 class Call:

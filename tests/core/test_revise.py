@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from asyncfc import Agent, Call, ConfigurationError, Runtime, tool
-from asyncfc.integrations._hosted import HostedRuntime
+from asyncfc.integrations.hosted import HostedRuntime
 from asyncfc.model_text import SETTLED_PROMPT
 from asyncfc.models.base import Message
 from asyncfc.revise import (

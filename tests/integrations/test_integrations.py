@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from asyncfc import Agent, Tool, tool
-from asyncfc.futures import AWAIT_TOOL
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.revise import HostedRun, Revise
 from asyncfc.testing.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from asyncfc.testing.simserver import SimServer
@@ -240,7 +240,7 @@ def test_specs_are_widened_and_not_strict() -> None:
 
 
 def test_host_needs_tools_or_runtime() -> None:
-    from asyncfc.integrations._hosted import HostedRuntime
+    from asyncfc.integrations.hosted import HostedRuntime
 
     with pytest.raises(ValueError):
         HostedRuntime()

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from asyncfc import Tool, local, tool
-from asyncfc.integrations._hosted import HostedRuntime
+from asyncfc.integrations.hosted import HostedRuntime
 from asyncfc.local.profile import EMBEDDED_PROFILE, example_messages
 from asyncfc.models.base import Message
 from asyncfc.revise import HostedRun

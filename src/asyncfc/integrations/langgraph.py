@@ -23,7 +23,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from ..revise import HostedRun, settle_and_revise
-from ._hosted import HostedTools
+from .hosted import HostedTools
 
 __all__ = ["AsyncFCTools", "agent_graph", "run"]
 

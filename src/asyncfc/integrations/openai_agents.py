@@ -20,7 +20,7 @@ from agents.items import TResponseInputItem
 from agents.tool_context import ToolContext
 
 from ..revise import HostedRun, settle_and_revise
-from ._hosted import HostedTools
+from .hosted import HostedTools
 
 __all__ = ["AsyncFCTools", "run"]
 

@@ -26,7 +26,7 @@ from ..revise import HostedRun, Revise, settle_and_revise
 from ..runtime import Runtime
 from ..scheduler import Call
 from ..tools import Tool
-from ._hosted import HostedRuntime
+from .hosted import HostedRuntime
 
 __all__ = ["AsyncFCToolset", "run"]
 

@@ -27,8 +27,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from ...errors import SessionClosedError
-from ...executors import Executor
-from ...futures import AWAIT_TOOL
+from ...executors import ThreadExecutor
+from ...model_text import AWAIT_TOOL
 from ...runtime import DEFAULT_GRACE_S, Reply, Runtime
 from ...scheduler import Call
 from ...tools import Tool
@@ -68,7 +68,7 @@ class Sessions:
     def __init__(self, tools: Sequence[Tool], config: ProxyConfig) -> None:
         self.tools = {t.name: t for t in tools}
         self.config = config
-        self.executor = Executor(default_timeout=config.timeout_s)
+        self.executor = ThreadExecutor(default_timeout=config.timeout_s)
         self._runtimes: dict[str, Runtime] = {}
         self._used: dict[str, float] = {}
         self._ids = itertools.count(1)

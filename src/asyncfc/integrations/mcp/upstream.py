@@ -30,7 +30,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from ...errors import AsyncFCError, ConfigurationError, describe
-from ...futures import AWAIT_TOOL
+from ...model_text import AWAIT_TOOL
 from ...tools import Tool, tool_from_schema
 from .annotations import AnnotationsFile, tool_options, unused_entries
 

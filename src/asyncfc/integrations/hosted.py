@@ -20,6 +20,8 @@ from ..runtime import Runtime
 from ..scheduler import Call
 from ..tools import Tool
 
+__all__ = ["HostedRuntime", "HostedTools"]
+
 T = TypeVar("T")
 _H = TypeVar("_H", bound="HostedRuntime")
 _S = TypeVar("_S", bound="HostedTools[Any]")
