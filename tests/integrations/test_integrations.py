@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,33 +244,3 @@ def test_host_needs_tools_or_runtime() -> None:
         HostedRuntime()
     with pytest.raises(ValueError):
         HostedRuntime(Shop().tools(), revise="sometimes")  # type: ignore[arg-type]
-
-
-def readme_snippets() -> list[str]:
-    """The python blocks of the README's integrations section: shared tools first, then one per framework."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = readme.index("## Inside PydanticAI, the OpenAI Agents SDK and LangGraph")
-    section = readme[start : readme.index("\n## ", start + 1)]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
-
-
-@pytest.mark.parametrize("index", [1, 2, 3], ids=["pydantic-ai", "openai-agents", "langgraph"])
-def test_readme_snippet_runs(
-    index: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    blocks = readme_snippets()
-    assert len(blocks) == 4
-    turns: list[Turn] = [
-        [ScriptedCall("get_price", {"item": "apple"})],
-        [ScriptedCall("place_order", {"item": "apple", "price": Ref(1)})],
-        "Ordered an apple.",
-    ]
-    with SimServer(turns) as srv:
-        monkeypatch.setenv("BASE_URL", srv.base_url)
-        exec(
-            compile(blocks[0] + "\n" + blocks[index], f"README block {index}", "exec"), {"__name__": "readme"}
-        )
-        order = sent_calls(srv)[-1]["function"]
-    printed = capsys.readouterr().out
-    assert json.loads(order["arguments"]) == {"item": "apple", "price": "fut_1"}
-    assert "Ordered an apple." in printed and "ordered apple at 2.5" in printed

@@ -542,24 +542,6 @@ def test_unreachable_http_upstream_is_an_error_value() -> None:
         _stop(proc)
 
 
-def test_readme_snippet_runs() -> None:
-    """The README's MCP proxy snippet, as written, from the repository root."""
-    root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## MCP proxy") :]
-    code = section[section.index("```python\n") + len("```python\n") :]
-    code = code[: code.index("```")]
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.splitlines()
-    assert [line.split(" ", 1)[0] for line in lines] == ["lookup_price", "place_order", "await_future"]
-    assert '"status": "pending"' in lines[0]
-    final = json.loads(lines[2].split(" ", 1)[1])
-    assert final["status"] == "resolved" and final["value"]["total"] == 1.5
-
-
 def test_cancelled_await_future_loses_no_value() -> None:
     """In process: a cancelled await_future leaves every value to a later result."""
     from asyncfc import tool_from_schema
