@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from asyncfc import Agent, Runtime
-from asyncfc.runtime import ASYNC_INSTRUCTIONS
+from asyncfc import ASYNC_INSTRUCTIONS, Agent, Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -180,3 +179,34 @@ def test_collector_accepts_what_the_parser_accepts(collector: ModuleType, tmp_pa
         ["make", "docs"],
     ]
     collector.check_shell(block)
+
+
+TEN_LINES_STANDIN = """\
+options = dict(mode="async")  # the collector replaces the mode, as in the README
+outbox = [("bob@example.com", "Paris: sunny, 21 C in Paris; Tokyo: sunny, 21 C in Tokyo")]
+"""
+
+
+def test_collector_runs_checks_on_the_globals_of_each_mode(
+    collector: ModuleType, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The README's ten lines run as an llm test; here a stand-in exercises the same path."""
+    text = f"<!-- test: check=one_email_to_bob modes=async,sync -->\n```python\n{TEN_LINES_STANDIN}```\n"
+    (block,) = _blocks(collector, tmp_path, text)
+    block.path = collector.ROOT / "page.md"
+    for mode in ("async", "sync"):
+        collector.run_python(block, mode, tmp_path, request)
+    two = _blocks(collector, tmp_path, text.replace("outbox = [", "outbox = 2 * ["))[0]
+    two.path = collector.ROOT / "page.md"
+    with pytest.raises(AssertionError, match="expected exactly one email"):
+        collector.run_python(two, "async", tmp_path, request)
+
+
+def test_collector_compares_stdout_with_the_output_block(
+    collector: ModuleType, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    text = '```python\nprint("one")\n```\n\n```text title="output"\ntwo\n```\n'
+    block = _blocks(collector, tmp_path, text)[0]
+    block.path = collector.ROOT / "page.md"
+    with pytest.raises(AssertionError, match="stdout differs from the output block"):
+        collector.run_python(block, None, tmp_path, request)
