@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from asyncfc import local
+from asyncfc.model_text import EARLIER
 from asyncfc.models.base import (
     Message,
     ModelEvent,
@@ -19,7 +20,6 @@ from asyncfc.models.base import (
     ToolCall,
     ToolCallReady,
 )
-from asyncfc.model_text import EARLIER
 from asyncfc.scheduler import Call
 
 RawTurn = str | list[ToolCall]

@@ -123,7 +123,7 @@ class Agent:
         max_result_chars: int | None = None,
         executor: Executor | ExecutorKind | None = None,
     ) -> None:
-        """See the README's options table; ``revise`` decides when a final answer given while
+        """See docs/options.md; ``revise`` decides when a final answer given while
         futures were pending gets another model step once their values are delivered:
         ``"when_needed"`` (a settled call failed, or the answer mentions a future id, i.e. it
         relied on a value the model had not seen), ``"always"``, or ``"never"`` (the answer

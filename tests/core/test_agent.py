@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from asyncfc import ToolDefinitionError, tool
 from asyncfc.agent import Agent, RunResult
-from asyncfc.model_text import ANSWER_NOW, AWAIT_TOOL
 from asyncfc.mode import ModeName as Mode
+from asyncfc.model_text import ANSWER_NOW, AWAIT_TOOL
 from asyncfc.models.base import Message, ToolCall
 from asyncfc.testing.scripted import Ref, ScriptedCall, ScriptedModel, Turn
 from asyncfc.tools import Tool

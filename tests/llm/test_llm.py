@@ -18,8 +18,8 @@ import pytest
 
 from asyncfc import Agent, local
 from asyncfc.agent import RunResult
-from asyncfc.models import Message, ModelRequest, ModelResponse, ResponseDone, ToolCallReady
 from asyncfc.mode import ModeName as Mode
+from asyncfc.models import Message, ModelRequest, ModelResponse, ResponseDone, ToolCallReady
 from asyncfc_bench.demo import SYSTEM_PROMPT, TASK, Errands
 from conftest import local_server
 
