@@ -138,26 +138,94 @@ def test_cached_tokens_of_a_repeated_prefix(stream: bool) -> None:
     assert second.timing == "server"
 
 
-def test_early_dispatch_first_call_is_ready_well_before_the_turn_ends() -> None:
-    # the second call has ~40 tokens of arguments: at 100 tok/s that is ~0.4 s more decoding
-    long_body = "word " * 30
-    turns = [
-        [
-            ScriptedCall("get_weather", {"city": "Paris"}),
-            ScriptedCall("send_email", {"to": "a@b.c", "body": long_body}),
-        ]
-    ]
-    with SimServer(turns, tokens_per_s=100) as srv:
-        events = run(srv, ModelRequest(USER, TOOLS))
-    finished_at = srv.model_requests[0].finished_at
-    assert finished_at is not None
-    times = {id(e): t for t, e in events}
-    first, second = (e for _, e in events if isinstance(e, ToolCallReady))
-    end = events[-1]
-    assert first.call.name == "get_weather" and json.loads(second.call.arguments)["body"] == long_body
-    assert times[id(first)] + 0.2 < end[0]
-    assert times[id(first)] + 0.2 < finished_at  # the server was still decoding
-    assert times[id(first)] + 0.2 < times[id(second)]
+class HeldTurnServer(ThreadingHTTPServer):
+    """Streams one turn of two calls, holding back everything after the first call until
+    ``release`` is set, so a test sees by events, not by the clock, what the client did
+    while the rest of the turn was still to come.
+
+    ``rest_sent`` is set just before the rest goes out. With ``endless`` the stream then
+    never ends (comment lines every 10 ms, as a server still decoding), so ``client_closed``
+    is set only when the client closed the connection (a write failed).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, first: ToolCall, second: ToolCall, *, endless: bool = False) -> None:
+        self.release = threading.Event()
+        self.rest_sent = threading.Event()
+        self.client_closed = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                try:
+                    self.event({"role": "assistant", "content": ""})
+                    self.event(self.call(0, first))
+                    server.release.wait(60)  # the test releases it; 60 s only if it never does
+                    server.rest_sent.set()
+                    self.event(self.call(1, second))
+                    self.event({}, "tool_calls")
+                    while endless:
+                        self.wfile.write(b": still decoding\n\n")
+                        time.sleep(0.01)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    server.client_closed.set()
+
+            def event(self, delta: dict[str, Any], finish: str | None = None) -> None:
+                choice = {"index": 0, "delta": delta, "finish_reason": finish}
+                chunk = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+                self.wfile.write(f"data: {json.dumps({**chunk, 'choices': [choice]})}\n\n".encode())
+
+            @staticmethod
+            def call(index: int, call: ToolCall) -> dict[str, Any]:
+                fn = {"name": call.name, "arguments": call.arguments}
+                return {"tool_calls": [{"index": index, "id": call.id, "type": "function", "function": fn}]}
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    def __enter__(self) -> HeldTurnServer:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+WEATHER = ToolCall("c1", "get_weather", '{"city": "Paris"}')
+EMAIL = ToolCall("c2", "send_email", json.dumps({"to": "a@b.c", "body": "word " * 30}))
+
+
+def test_early_dispatch_first_call_is_ready_before_the_turn_ends() -> None:
+    """The first call is handed over while the server still holds the rest of the turn."""
+    with HeldTurnServer(WEATHER, EMAIL) as srv:
+
+        async def go() -> list[tuple[ToolCall, bool]]:
+            ready: list[tuple[ToolCall, bool]] = []
+            async with OpenAIChatModel("m", base_url=srv.base_url) as model:
+                async for ev in model.stream(ModelRequest(USER, TOOLS)):
+                    if isinstance(ev, ToolCallReady):
+                        ready.append((ev.call, srv.rest_sent.is_set()))
+                        srv.release.set()
+            return ready
+
+        ready = asyncio.run(go())
+    (first, first_after_rest), (second, second_after_rest) = ready
+    assert first == WEATHER and not first_after_rest, "the first call waited for the rest of the turn"
+    assert second == EMAIL and second_after_rest
 
 
 def test_messages_round_trip_through_the_wire() -> None:
@@ -297,27 +365,25 @@ def test_text_naming_an_unknown_tool_stays_text() -> None:
 
 
 def test_consumer_stopping_early_closes_the_stream() -> None:
-    turns = [
-        [
-            ScriptedCall("get_weather", {"city": "Paris"}),
-            ScriptedCall("send_email", {"to": "x", "body": "y" * 400}),
-        ]
-    ]
-    with SimServer(turns, tokens_per_s=200) as srv:
+    """Closing the event stream after the first call closes the HTTP stream at once: the
+    server, whose stream never ends by itself, sees the client go away (before the model
+    itself is closed, so it is the generator's ``aclose`` that did it)."""
+    with HeldTurnServer(WEATHER, EMAIL, endless=True) as srv:
 
-        async def go() -> ToolCall:
-            async with OpenAIChatModel("sim", base_url=srv.base_url) as model:
+        async def go() -> tuple[ToolCall, bool]:
+            async with OpenAIChatModel("m", base_url=srv.base_url) as model:
                 gen = cast(AsyncGenerator[ModelEvent, None], model.stream(ModelRequest(USER, TOOLS)))
                 async for ev in gen:
                     if isinstance(ev, ToolCallReady):
                         await gen.aclose()
-                        return ev.call
+                        srv.release.set()  # the server writes again, and finds the stream closed
+                        closed = await asyncio.to_thread(srv.client_closed.wait, 60)
+                        return ev.call, closed
             raise AssertionError("no call")
 
-        start = time.perf_counter()
-        call = asyncio.run(go())
-        assert call.name == "get_weather"
-        assert time.perf_counter() - start < 0.4  # did not wait for the ~100 remaining tokens
+        call, closed = asyncio.run(go())
+    assert call == WEATHER
+    assert closed, "the HTTP stream stayed open after the consumer stopped"
 
 
 def test_adapter_is_a_model() -> None:

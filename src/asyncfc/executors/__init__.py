@@ -1,7 +1,10 @@
 """Where a call runs: threads (default), processes (can kill a tool), Ray (a cluster).
 
-``make_executor("threads" | "processes" | "ray", **options)`` builds one; every executor
-keeps the contract the scheduler relies on (see :class:`Executor`).
+One import for the developer and the scheduler: ``make_executor("threads" | "processes" |
+"ray", **options)`` builds one, and :class:`Executor` (in :mod:`asyncfc.executors.base`)
+is the interface every executor keeps, the contract the scheduler relies on. The thread
+executor is :mod:`asyncfc.executors.threads`; the process and Ray executors import
+optional packages and are loaded on first use.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, get_args
 
 from ..errors import ConfigurationError
-from ._base import (
+from ._worker import MAX_RESULT_ITEMS
+from .base import (
     Executor,
     ExecutorKind,
     ExecutorUnavailable,
@@ -17,13 +21,12 @@ from ._base import (
     ToolTimeout,
     WorkerLost,
 )
-from ._worker import MAX_RESULT_ITEMS
+from .threads import ThreadExecutor
 
 if TYPE_CHECKING:
     from .processes import ProcessExecutor
     from .ray import RayExecutor
 
-ThreadExecutor = Executor
 EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
 
 __all__ = [
@@ -47,12 +50,13 @@ def make_executor(kind: str | Executor = "threads", **options: Any) -> Executor:
 
     Common options: ``default_timeout``, ``max_concurrency``, ``tool_limits``; threads:
     ``max_threads``; processes: ``max_workers``; ray: ``address``, ``init_kwargs``,
-    ``connect_timeout``, ``remote_async``, ``default_resources``.
+    ``connect_timeout``, ``remote_async``, ``default_resources``. A kind whose extra is
+    not installed raises :class:`ExecutorUnavailable` naming it.
     """
     if isinstance(kind, Executor):
         return kind
     if kind == "threads":
-        return Executor(**options)
+        return ThreadExecutor(**options)
     if kind == "processes":
         from .processes import ProcessExecutor
 

@@ -4,7 +4,7 @@ A call past its timeout, or cancelled, has its worker killed (SIGKILL) at once, 
 tool's remaining side effects never happen; the pool starts a fresh worker on demand.
 A worker that dies on its own mid-call (a crash, the OOM killer, ``os._exit``) resolves
 that call to ``worker_lost``; the call is never re-run. Tools and arguments travel with
-cloudpickle; async tools stay on the session's event loop.
+cloudpickle (the ``processes`` extra); async tools stay on the session's event loop.
 """
 
 from __future__ import annotations
@@ -22,15 +22,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
-
 from ..errors import ToolDefinitionError, describe
 from ..tools import Tool
 from . import _worker
-from ._base import Executor, ToolFailed, ToolTimeout, WorkerLost, _Raised
+from .base import Executor, ExecutorKind, ToolFailed, ToolTimeout, WorkerLost, import_extra
+
+__all__ = ["NotPicklableError", "ProcessExecutor", "decode_outcome"]
 
 _WORKER_SCRIPT = str(Path(_worker.__file__).resolve())
-_TIMED_OUT = _worker.dumps(("timeout",))
+
+
+def _cloudpickle() -> Any:
+    """cloudpickle, or :class:`~asyncfc.executors.ExecutorUnavailable` naming the extra."""
+    return import_extra("cloudpickle", "processes")
 
 
 class NotPicklableError(Exception):
@@ -38,14 +42,15 @@ class NotPicklableError(Exception):
 
 
 def decode_outcome(data: bytes) -> Any:
-    """A worker's answer as the base executor expects it: the value, or ``_Raised``."""
-    outcome = cloudpickle.loads(data)
+    """A worker's answer (:func:`~asyncfc.executors._worker.encode_outcome`'s bytes): the
+    tool's value, or :class:`ToolFailed` with what it raised."""
+    outcome = _cloudpickle().loads(data)
     if outcome[0] == "ok":
         return outcome[1]
     if outcome[0] == "err":
-        return _Raised(outcome[1])
+        raise ToolFailed(outcome[1])
     # the exception could not be pickled: same name and text, new class
-    return _Raised(type(outcome[1], (Exception,), {})(outcome[2]))
+    raise ToolFailed(type(outcome[1], (Exception,), {})(outcome[2]))
 
 
 class _Worker:
@@ -141,7 +146,7 @@ class ProcessExecutor(Executor):
     use) and are reused; a worker whose call timed out or was cancelled is killed.
     """
 
-    kind = "processes"
+    kind: ExecutorKind = "processes"
 
     def __init__(
         self,
@@ -151,6 +156,8 @@ class ProcessExecutor(Executor):
         max_concurrency: int | None = None,
         tool_limits: Mapping[str, int] | None = None,
     ) -> None:
+        self._pickle = _cloudpickle()  # fail here, naming the extra, not at the first call
+        self._timed_out = _worker.dumps(("timeout",))
         super().__init__(
             default_timeout=default_timeout, max_concurrency=max_concurrency, tool_limits=tool_limits
         )
@@ -166,6 +173,7 @@ class ProcessExecutor(Executor):
         """Workers that died on their own mid-call."""
 
     def check(self, tool: Tool) -> None:
+        """Refuse a sync tool whose function cannot be pickled (it could never reach a worker)."""
         if not tool.is_async:
             try:
                 self._function(tool)
@@ -176,7 +184,7 @@ class ProcessExecutor(Executor):
         entry = self._pickled.get(tool)
         if entry is None:
             try:
-                data = cloudpickle.dumps(tool.fn)
+                data = self._pickle.dumps(tool.fn)
             except Exception as exc:
                 raise NotPicklableError(
                     f"cannot send {tool.name} to a worker process: its function cannot be pickled "
@@ -186,19 +194,22 @@ class ProcessExecutor(Executor):
             entry = self._pickled[tool] = (f"{tool.name}#{self._keys}", data)
         return entry
 
-    def _on_new_loop(self) -> None:
+    def on_new_loop(self) -> None:
+        """The semaphore that bounds calls in flight to ``max_workers`` belongs to one loop."""
         self._free = asyncio.Semaphore(self.max_workers)
 
     @property
     def worker_pids(self) -> list[int]:
+        """The pids of the live worker processes, idle or busy."""
         return sorted(w.pid for w in self._all)
 
-    async def _run_sync(
+    async def run_in_worker(
         self, tool: Tool, kwargs: Mapping[str, Any], timeout: float | None, on_start: Callable[[float], None]
     ) -> Any:
+        """Run a sync tool in a worker process; on timeout or cancel the worker is killed."""
         try:
             key, fn = self._function(tool)
-            args = cloudpickle.dumps(dict(kwargs))
+            args = self._pickle.dumps(dict(kwargs))
         except NotPicklableError as exc:
             raise ToolFailed(exc) from None
         except Exception as exc:
@@ -216,8 +227,8 @@ class ProcessExecutor(Executor):
                     on_start(time.perf_counter())
                     # the worker enforces the deadline itself; ours is a backstop for a stuck worker
                     backstop = None if timeout is None else timeout + 1.0
-                    data = await self._bounded(worker.frame(), backstop)
-                    if data == _TIMED_OUT:
+                    data = await self.with_timeout(worker.frame(), backstop)
+                    if data == self._timed_out:
                         raise ToolTimeout(timeout or 0.0)
             except BaseException as exc:
                 # timeout, cancel, or the worker died: this worker is done for
@@ -242,8 +253,9 @@ class ProcessExecutor(Executor):
         self._all.add(worker)
         return worker
 
-    def _release(self, wait: bool) -> None:
-        super()._release(wait)
+    def release_workers(self, wait: bool) -> None:
+        """Stop the idle workers; kill those still running a call (``wait`` changes nothing:
+        a sync tool's side effects stop with its worker)."""
         idle, self._idle = self._idle, []
         for w in idle:
             w.stop()

@@ -5,7 +5,8 @@ worker died) unless the tool is declared ``idempotent``; a worker or node that d
 mid-call resolves the call to ``worker_lost``. A call past its timeout, or cancelled, is
 stopped with ``ray.cancel(force=True)``, which kills the worker running it. Results are
 awaited as asyncio futures: the event loop never blocks on ``ray.get``. asyncfc must be
-importable on the cluster's workers (same image, or a ``runtime_env``).
+importable on the cluster's workers (same image, or a ``runtime_env``). Needs the ``ray``
+extra (Ray and cloudpickle).
 """
 
 from __future__ import annotations
@@ -18,24 +19,21 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import cloudpickle
-
 from ..errors import ToolDefinitionError, describe
 from ..tools import Tool
 from . import _worker
-from ._base import Executor, ExecutorUnavailable, ToolFailed, WorkerLost
+from .base import Executor, ExecutorKind, ExecutorUnavailable, ToolFailed, WorkerLost, import_extra
 from .processes import decode_outcome
+
+__all__ = ["RayExecutor"]
 
 _OPTIONS = ("num_cpus", "num_gpus", "memory", "accelerator_type")
 """Keys of ``Tool.resources`` that are Ray task options; any other key is a custom resource."""
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - depends on the install
-        raise ExecutorUnavailable("the ray executor needs Ray: pip install 'asyncfc[ray]'") from None
-    return ray
+    """Ray, or :class:`ExecutorUnavailable` naming the extra that installs it."""
+    return import_extra("ray", "ray")
 
 
 def _entry(fn: Callable[..., Any]) -> Callable[[Mapping[str, Any]], bytes]:
@@ -75,7 +73,7 @@ class RayExecutor(Executor):
     task options; Ray's default is one CPU per task.
     """
 
-    kind = "ray"
+    kind: ExecutorKind = "ray"
 
     def __init__(
         self,
@@ -93,6 +91,7 @@ class RayExecutor(Executor):
         super().__init__(
             default_timeout=default_timeout, max_concurrency=max_concurrency, tool_limits=tool_limits
         )
+        self._pickle = import_extra("cloudpickle", "ray")
         self.address = address
         self.init_kwargs = dict(init_kwargs or {})
         self.connect_timeout = connect_timeout
@@ -122,8 +121,9 @@ class RayExecutor(Executor):
             ) from None
         self._owns_cluster = _started_here()  # a new local cluster is ours to stop; a joined one is not
 
-    def _runs_async_remotely(self, tool: Tool) -> bool:
-        return self.remote_async
+    def uses_worker(self, tool: Tool) -> bool:
+        """Sync tools, and async tools too with ``remote_async``, run as Ray tasks."""
+        return self.remote_async or not tool.is_async
 
     def options_for(self, tool: Tool) -> dict[str, Any]:
         """The Ray task options of ``tool``'s calls."""
@@ -137,8 +137,9 @@ class RayExecutor(Executor):
         return opts
 
     def check(self, tool: Tool) -> None:
+        """Refuse a tool whose function cannot be pickled (it could never reach the cluster)."""
         try:
-            cloudpickle.dumps(tool.fn)
+            self._pickle.dumps(tool.fn)
         except Exception as exc:
             raise ToolDefinitionError(
                 f"tool {tool.name!r} cannot run as a Ray task: its function cannot be pickled "
@@ -152,9 +153,10 @@ class RayExecutor(Executor):
             fn = self._remote[tool] = ray.remote(_entry(tool.fn)).options(**self.options_for(tool))
         return fn
 
-    async def _run_sync(
+    async def run_in_worker(
         self, tool: Tool, kwargs: Mapping[str, Any], timeout: float | None, on_start: Callable[[float], None]
     ) -> Any:
+        """Run the call as a Ray task; on timeout or cancel the task is force-cancelled."""
         self._connect()  # after close(), a later call starts or joins a cluster again
         try:
             remote = self._remote_for(tool)
@@ -162,7 +164,7 @@ class RayExecutor(Executor):
         except Exception as exc:  # pickling the function or the arguments failed
             raise ToolFailed(exc) from None
         on_start(time.perf_counter())
-        return decode_outcome(await self._bounded(self._await(ref), timeout))
+        return decode_outcome(await self.with_timeout(self._await(ref), timeout))
 
     async def _await(self, ref: Any) -> bytes:
         ray = _ray()
@@ -184,8 +186,8 @@ class RayExecutor(Executor):
         finally:
             self._inflight.discard(ref)
 
-    def _release(self, wait: bool) -> None:
-        super()._release(wait)
+    def release_workers(self, wait: bool) -> None:
+        """Force-cancel the tasks in flight; shut down a cluster this executor started."""
         ray = _ray()
         if not ray.is_initialized():
             return

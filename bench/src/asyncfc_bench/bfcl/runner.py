@@ -29,7 +29,7 @@ from typing import Any
 
 from asyncfc.agent import Agent
 from asyncfc.errors import ErrorKind, ModelError
-from asyncfc.executors import Executor
+from asyncfc.executors import Executor, ThreadExecutor
 from asyncfc.mode import ModeName
 from asyncfc.models.base import Message, Model
 from asyncfc.runtime import DEFAULT_GRACE_S
@@ -479,7 +479,7 @@ async def run_entry(
         "early_dispatch": True,
         "parallel_tool_calls": config.fc == "parallel",
         "grace_s": DEFAULT_GRACE_S * config.time_scale,  # scaled like the delays it is measured against
-        "executor": executor or Executor(default_timeout=None),
+        "executor": executor or ThreadExecutor(default_timeout=None),
         **config.agent_options,
     }
     agent = Agent(make_model(plan, config, model), tools, **options)
@@ -608,7 +608,7 @@ async def run_experiment(
     model = warm = None
     if not config.replay:
         model, warm = real_model(config), real_model(config, max_tokens=1)
-    executor = Executor(default_timeout=None)  # shared: one per run would leak thread pools
+    executor = ThreadExecutor(default_timeout=None)  # shared: one per run would leak thread pools
     try:
         if model is not None:
             await check_endpoint(model)

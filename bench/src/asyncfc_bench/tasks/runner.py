@@ -16,7 +16,7 @@ from typing import Any
 
 from asyncfc.agent import Agent
 from asyncfc.errors import ModelError
-from asyncfc.executors import Executor
+from asyncfc.executors import Executor, ThreadExecutor
 from asyncfc.mode import ModeName
 from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.models.base import Model
@@ -231,7 +231,7 @@ async def run_suite(
 ) -> list[Run]:
     """Every task in every mode, ``config.runs`` times: per repetition, mode after mode."""
     runs: list[Run] = []
-    executor = Executor(default_timeout=60.0)  # one for all runs: one per agent would leak pools
+    executor = ThreadExecutor(default_timeout=60.0)  # one for all runs: one per agent would leak pools
     try:
         for rep in range(config.runs):
             for mode in config.modes:

@@ -1,35 +1,44 @@
-"""The executor interface, and the default executor: async tools on the event loop, sync
-tools in daemon worker threads.
+"""The executor interface: the contract the scheduler relies on, the machinery every
+executor shares, and the public hooks through which an executor decides where a call runs.
+
+It lives apart from any one executor so that the thread, process and Ray executors are
+peers built on the same documented hooks, and a new executor needs no private method.
 
 An executor decides *where* a call runs; the scheduler decides *when*. Every executor
 keeps one contract (``await executor.run(tool, kwargs, on_start)``): the tool's value,
 or :class:`ToolTimeout`, :class:`ToolFailed` (whatever the tool raised, ``BaseException``
 included) or :class:`WorkerLost`; ``asyncio.CancelledError`` only when the awaiting task
-itself was cancelled (or the awaited future was). Subclasses override
-:meth:`Executor._run_sync` (and may run async tools remotely too).
+itself was cancelled (or the awaited future was).
+
+What :class:`Executor` does for every subclass: global and per-tool concurrency limits,
+timeouts, async tools on the event loop, and closing (waiting a while for async tools
+that ignore their cancellation). What a subclass provides, through the hooks:
+:meth:`Executor.run_in_worker` (run one call in its workers: threads, processes, a
+cluster), :meth:`Executor.release_workers` (stop them), and optionally
+:meth:`Executor.uses_worker` (which calls go to the workers: by default the sync ones),
+:meth:`Executor.check` (refuse a tool it cannot run) and :meth:`Executor.on_new_loop`
+(reset state bound to one event loop). :meth:`Executor.with_deadline` and
+:meth:`Executor.with_timeout` are the helpers a hook uses to enforce a call's timeout.
 
 Timeouts are enforced here and never wait for the tool: an async tool runs in its own
 task, which fills in a plain outcome future that a loop timer fails at the deadline, so
 one that swallows its cancellation still resolves ``timeout`` on time (the stubborn task
 is tracked and awaited by :meth:`Executor.close`). An async tool whose limits have room
 starts before ``run`` returns, and that outcome future is what ``run`` returns: one task
-per call. A sync tool's thread cannot be killed: its late result is discarded, and
-because worker threads are daemon threads it does not keep the interpreter from exiting.
+per call.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
-import contextlib
 import contextvars
-import queue
+import importlib
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -37,11 +46,23 @@ from ..errors import AsyncFCError, check_number, describe
 from ..tools import Tool
 from ._worker import drained
 
+__all__ = [
+    "STRAGGLER_WAIT_S",
+    "Executor",
+    "ExecutorKind",
+    "ExecutorUnavailable",
+    "Limit",
+    "ToolFailed",
+    "ToolTimeout",
+    "WorkerLost",
+    "import_extra",
+]
+
 ExecutorKind = Literal["threads", "processes", "ray"]
 _T = TypeVar("_T")
 
 
-class ToolTimeout(Exception):
+class ToolTimeout(AsyncFCError):
     """A tool ran past its timeout."""
 
     def __init__(self, seconds: float) -> None:
@@ -49,7 +70,7 @@ class ToolTimeout(Exception):
         self.seconds = seconds
 
 
-class ToolFailed(Exception):
+class ToolFailed(AsyncFCError):
     """The tool raised; ``error`` is what it raised, ``BaseException`` included.
 
     Wrapping keeps a tool's ``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit`` or
@@ -62,28 +83,27 @@ class ToolFailed(Exception):
         self.error = error
 
 
-class WorkerLost(Exception):
+class WorkerLost(AsyncFCError):
     """The worker (thread, process or cluster node) running the call went away."""
 
 
 class ExecutorUnavailable(AsyncFCError):
-    """An executor cannot start or reach its workers (e.g. the Ray cluster is unreachable)."""
+    """An executor cannot start or reach its workers (e.g. the Ray cluster is unreachable,
+    or the extra it needs is not installed)."""
 
 
-class _Raised:
-    """What a sync tool's wrapper returns instead of letting a ``BaseException`` leave the thread."""
+def import_extra(module: str, kind: ExecutorKind) -> Any:
+    """``module``, imported; or :class:`ExecutorUnavailable` naming the extra that installs it.
 
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def _guarded(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
+    The ``processes`` and ``ray`` executors need packages that a plain install leaves out:
+    a developer who asks for one should learn what to install, not read an ``ImportError``.
+    """
     try:
-        return drained(fn(**kwargs))
-    except BaseException as exc:  # noqa: BLE001 - every outcome of a tool is a value
-        return _Raised(exc)
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExecutorUnavailable(
+            f"the {kind} executor needs {module}: pip install 'asyncfc[{kind}]'"
+        ) from None
 
 
 async def _fulfil(
@@ -106,28 +126,6 @@ async def _fulfil(
     else:
         if not outcome.done():
             outcome.set_result(value)
-
-
-@dataclass(eq=False)
-class _Job:
-    """One sync call handed to a worker thread."""
-
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
-    fn: Callable[..., Any]
-    kwargs: Mapping[str, Any]
-    finished: bool = False
-    abandoned: bool = False
-
-
-class _Generation:
-    """The queue and idle count of the threads started between two ``close`` calls."""
-
-    def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.idle = threading.Semaphore(0)
-        self.threads: set[threading.Thread] = set()
-        self.busy: set[threading.Thread] = set()
 
 
 class Limit:
@@ -232,11 +230,6 @@ class _Deadlines:
             self._arm()
 
 
-def _deliver(fut: asyncio.Future[Any], value: Any) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
 class _Decided:
     """Done callback of an async call's outcome future (a slotted object, not a closure):
     release its limits and, when the deadline or a cancel decided it, give up its task."""
@@ -277,105 +270,22 @@ class _Decided:
             self.on_done(outcome)
 
 
-class _DaemonThreadPool:
-    """A thread pool whose threads are daemons (interpreter exit does not wait for a hung
-    tool) and where a thread abandoned by a timeout stops counting against the limit (so a
-    few hung tools cannot starve the pool)."""
-
-    def __init__(self, max_threads: int, prefix: str) -> None:
-        self.max_threads = max_threads
-        self.prefix = prefix
-        self._lock = threading.Lock()
-        self._gen = _Generation()
-        self._extra = 0
-        self._counter = 0
-        self._left: list[threading.Thread] = []
-        """Threads of earlier generations still running a tool at their ``close``."""
-
-    def submit(self, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> _Job:
-        loop = asyncio.get_running_loop()
-        job = _Job(loop, loop.create_future(), fn, kwargs)
-        gen = self._gen
-        gen.queue.put(job)
-        if gen.idle.acquire(blocking=False):
-            return job  # an idle thread takes it
-        with self._lock:
-            if len(gen.threads) < self.max_threads + self._extra:
-                self._counter += 1
-                t = threading.Thread(
-                    target=self._work, args=(gen,), name=f"{self.prefix}-{self._counter}", daemon=True
-                )
-                gen.threads.add(t)
-                t.start()
-        return job
-
-    def abandon(self, job: _Job) -> None:
-        """The call gave up on ``job`` (timeout or cancel): discard its result, free its slot."""
-        job.future.cancel()
-        with self._lock:
-            if not job.finished and not job.abandoned:
-                job.abandoned = True
-                self._extra += 1
-
-    def _work(self, gen: _Generation) -> None:
-        me = threading.current_thread()
-        while True:
-            job = gen.queue.get()
-            if job is None:
-                break
-            with self._lock:
-                gen.busy.add(me)
-            value = _guarded(job.fn, job.kwargs)
-            with self._lock:
-                gen.busy.discard(me)
-                job.finished = True
-                abandoned = job.abandoned
-                if abandoned:
-                    self._extra -= 1
-            if not abandoned:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                    job.loop.call_soon_threadsafe(_deliver, job.future, value)
-            del job, value
-            if abandoned:
-                break  # a fresh thread replaced this one when the call gave up on it
-            gen.idle.release()
-        with self._lock:
-            gen.threads.discard(me)
-
-    @property
-    def threads(self) -> int:
-        return len(self._gen.threads)
-
-    def close(self, wait: bool) -> list[threading.Thread]:
-        """Stop every thread; join the idle ones (all of them with ``wait``). Returns the
-        threads still running a tool (abandoned ones included): daemons, they end with it."""
-        with self._lock:
-            gen, self._gen = self._gen, _Generation()
-            threads = list(gen.threads)
-            busy = set(gen.busy)
-        for _ in threads:
-            gen.queue.put(None)
-        left = []
-        for t in [*self._left, *threads]:
-            t.join(None if wait else (0.5 if t not in busy else 0.0))
-            if t.is_alive():
-                left.append(t)
-        self._left = left
-        return left
-
-
 STRAGGLER_WAIT_S = 5.0
 """How long :meth:`Executor.close` waits for async tools that ignored their cancellation."""
 
 
-class Executor:
-    """Where calls run; shared by all sessions of an agent. This base class is the
-    ``"threads"`` executor: async tools on the event loop, sync tools in daemon threads.
+class Executor(abc.ABC):
+    """Where calls run; shared by all sessions of an agent. The interface the scheduler
+    relies on (:meth:`run`, :meth:`close`, :meth:`shutdown`), with the limits, timeouts
+    and closing that every executor shares.
 
-    Global and per-tool concurrency limits apply to every executor.
+    A subclass implements :meth:`run_in_worker` and :meth:`release_workers`; it may
+    override :meth:`uses_worker`, :meth:`check` and :meth:`on_new_loop`. Nothing else is
+    meant to be overridden.
     """
 
-    kind: ExecutorKind = "threads"
+    kind: ExecutorKind
+    """The name :func:`~asyncfc.executors.make_executor` knows this executor by."""
 
     def __init__(
         self,
@@ -383,17 +293,14 @@ class Executor:
         default_timeout: float | None = 60.0,
         max_concurrency: int | None = None,
         tool_limits: Mapping[str, int] | None = None,
-        max_threads: int = 32,
     ) -> None:
         check_number("default_timeout", default_timeout, 0, above=True, none=True)
         check_number("max_concurrency", max_concurrency, 1, integer=True, none=True)
         for name, limit in (tool_limits or {}).items():
             check_number(f"tool_limits[{name!r}]", limit, 1, integer=True)
-        check_number("max_threads", max_threads, 1, integer=True)
         self.default_timeout = default_timeout
         self.max_concurrency = max_concurrency
         self.tool_limits = dict(tool_limits or {})
-        self._pool = _DaemonThreadPool(max_threads, "asyncfc-tool")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._global: Limit | None = None
         self._per_tool: dict[str, Limit] = {}
@@ -405,16 +312,61 @@ class Executor:
         self.peak_running = 0
         self.peak_per_tool: dict[str, int] = {}
         self._per_tool_running: dict[str, int] = {}
-        self.abandoned_threads: list[threading.Thread] = []
-        """After :meth:`close`: threads still running a sync tool that timed out (daemons)."""
         self.abandoned_tasks: list[asyncio.Task[Any]] = []
         """After :meth:`close`: async tools still running :data:`STRAGGLER_WAIT_S` after it
         began, though cancelled (each one also warned about)."""
 
-    # -- the contract -----------------------------------------------------------------
+    # -- hooks: what a subclass provides ---------------------------------------------------
 
-    def check(self, tool: Tool) -> None:
-        """Raise :class:`~asyncfc.ToolDefinitionError` if ``tool`` cannot run on this executor."""
+    @abc.abstractmethod
+    async def run_in_worker(
+        self, tool: Tool, kwargs: Mapping[str, Any], timeout: float | None, on_start: Callable[[float], None]
+    ) -> Any:
+        """Run one call of ``tool`` in this executor's workers; the tool's value.
+
+        Why a hook: this is the one thing executors differ in (a thread, a process that can
+        be killed, a cluster task). The limits are already taken, and released when this
+        returns. Call ``on_start(time.perf_counter())`` when the tool starts (not while it
+        waits for a worker). Raise :class:`ToolFailed` with what the tool raised,
+        :class:`ToolTimeout` once ``timeout`` seconds have passed (use :meth:`with_deadline`
+        or :meth:`with_timeout`; never wait for the tool), :class:`WorkerLost` if the worker
+        went away. On cancellation, stop or abandon the call and let ``CancelledError`` out.
+        """
+
+    @abc.abstractmethod
+    def release_workers(self, wait: bool) -> None:
+        """Stop this executor's workers (they start again on demand).
+
+        Why a hook: only the executor knows what its workers are. Called by :meth:`close`
+        (``wait=False``) and :meth:`shutdown`; with ``wait`` a call still running may be
+        waited for, without it it must not be. Must not raise if there is nothing to stop.
+        """
+
+    def uses_worker(self, tool: Tool) -> bool:
+        """Whether ``tool``'s calls go to :meth:`run_in_worker` rather than the event loop.
+
+        Why a hook: an executor that can run coroutines remotely (Ray's ``remote_async``)
+        sends async tools too. By default only sync tools do; sync tools always do,
+        whatever this returns.
+        """
+        return not tool.is_async
+
+    def check(self, tool: Tool) -> None:  # noqa: B027 - an optional hook: nothing to do by default
+        """Raise :class:`~asyncfc.ToolDefinitionError` if ``tool`` cannot run on this executor.
+
+        Why a hook: an executor that sends functions elsewhere refuses one it cannot send
+        (e.g. one that cannot be pickled), before any call is made. Accepts every tool by
+        default.
+        """
+
+    def on_new_loop(self) -> None:  # noqa: B027 - an optional hook: nothing to do by default
+        """Reset state that belongs to one event loop (semaphores, futures).
+
+        Why a hook: an executor outlives event loops (each ``run_sync`` has its own); this
+        runs on the first call in a new loop, after the shared limits were made afresh.
+        """
+
+    # -- the contract ------------------------------------------------------------------
 
     def run(
         self,
@@ -429,24 +381,105 @@ class Executor:
         executor's own bookkeeping (one done callback per call, not two).
 
         An async tool whose limits have room starts now, on the loop, with no task but its
-        own; otherwise a task waits for the limits first (or for a worker, for sync tools).
+        own; otherwise a task waits for the limits first (or for a worker, for
+        :meth:`run_in_worker`'s calls).
         """
         if self._loop is not asyncio.get_running_loop():
             self._bind()
         shared = self._global
         own = self._per_tool.get(tool.name) if self._per_tool else None
-        local_async = tool.is_async and not self._runs_async_remotely(tool)
-        if local_async and (shared is None or shared.try_acquire()):
+        on_loop = tool.is_async and not self.uses_worker(tool)
+        if on_loop and (shared is None or shared.try_acquire()):
             if own is None or own.try_acquire():
                 return self._start_async(tool, kwargs, on_start, shared, own, on_done)
             if shared is not None:
                 shared.release()
         task = asyncio.get_running_loop().create_task(
-            self._queued(tool, kwargs, on_start, shared, own), name=f"asyncfc:{tool.name}"
+            self._queued(tool, kwargs, on_start, shared, own, on_loop), name=f"asyncfc:{tool.name}"
         )
         if on_done is not None:
             task.add_done_callback(on_done, context=self._context)
         return task
+
+    async def close(self) -> None:
+        """Release the workers. Waits up to :data:`STRAGGLER_WAIT_S` for async tools that
+        ignored their cancellation, then leaves them, warns and lists them in
+        :attr:`abandoned_tasks` (``asyncio.run`` itself still waits for every task at exit).
+        A worker still running a timed-out call is stopped or left as
+        :meth:`release_workers` decides, never waited for. The executor may be used again
+        afterwards: workers start on demand."""
+        if self._stragglers:
+            await asyncio.wait(list(self._stragglers), timeout=STRAGGLER_WAIT_S)
+        self.abandoned_tasks = [t for t in self._stragglers if not t.done()]
+        for task in self.abandoned_tasks:
+            warnings.warn(
+                f"{task.get_name()} ignored its cancellation and still runs {STRAGGLER_WAIT_S:g} s later; "
+                "left running (asyncio.run will wait for it at exit)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.release_workers(wait=False)
+
+    def shutdown(self, wait: bool = False) -> None:
+        """Synchronous :meth:`close` for code outside an event loop (stragglers are not awaited).
+
+        With ``wait`` it waits for every worker, hung ones included (see
+        :meth:`release_workers`)."""
+        self.release_workers(wait=wait)
+
+    async def __aenter__(self) -> Executor:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- helpers for hooks ---------------------------------------------------------------
+
+    async def with_deadline(
+        self, fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[_T], None], subject: _T
+    ) -> Any:
+        """``fut``'s result (a worker fills it in), or :class:`ToolTimeout` at the deadline.
+
+        For workers that cannot be interrupted (threads): the shared deadline timer fails
+        ``fut`` on time whatever the worker does, and on a timeout or a cancel
+        ``give_up(subject)`` is called instead of waiting for the worker to notice.
+        """
+        deadlines = self._deadlines_of(timeout) if timeout is not None and not fut.done() else None
+        if deadlines is not None:
+            deadlines.add(fut)
+        try:
+            return await fut
+        except (asyncio.CancelledError, ToolTimeout):
+            give_up(subject)
+            raise
+        finally:
+            if deadlines is not None:
+                deadlines.forget_done()
+
+    @staticmethod
+    async def with_timeout(awaitable: Awaitable[Any], timeout: float | None) -> Any:
+        """``awaitable``'s result, or :class:`ToolTimeout` once ``timeout`` seconds have passed.
+
+        For awaitables that honour cancellation (remote calls, which kill their worker
+        when cancelled). The tool's own exceptions arrive wrapped in :class:`ToolFailed`,
+        so a ``TimeoutError`` here is always the deadline's.
+        """
+        if timeout is None:
+            return await awaitable
+        if sys.version_info < (3, 11):
+            try:
+                return await asyncio.wait_for(awaitable, timeout)
+            except asyncio.TimeoutError:
+                raise ToolTimeout(timeout) from None
+        try:
+            async with asyncio.timeout(timeout):
+                return await awaitable
+        except TimeoutError:
+            raise ToolTimeout(timeout) from None
+
+    # -- shared machinery ----------------------------------------------------------------
 
     async def _queued(
         self,
@@ -455,9 +488,10 @@ class Executor:
         on_start: Callable[[float], None],
         shared: Limit | None,
         own: Limit | None,
+        on_loop: bool,
     ) -> Any:
         """A call that waits for its limits (taken and released in this order), or runs in
-        :meth:`_run_sync`'s workers."""
+        :meth:`run_in_worker`'s workers."""
         name = tool.name
         if shared is not None:
             await shared.acquire()
@@ -468,20 +502,17 @@ class Executor:
             if shared is not None:
                 shared.release()
             raise
-        if tool.is_async and not self._runs_async_remotely(tool):
+        if on_loop:
             return await self._start_async(tool, kwargs, on_start, shared, own)  # it releases them
         self._count(name, 1)
         try:
-            value = await self._run_sync(tool, kwargs, self._timeout_of(tool), on_start)
+            return await self.run_in_worker(tool, kwargs, self._timeout_of(tool), on_start)
         finally:
             self._count(name, -1)
             if own is not None:
                 own.release()
             if shared is not None:
                 shared.release()
-        if isinstance(value, _Raised):
-            raise ToolFailed(value.error)
-        return value
 
     def _start_async(
         self,
@@ -521,61 +552,6 @@ class Executor:
             if n > self.peak_per_tool.get(name, 0):
                 self.peak_per_tool[name] = n
 
-    def _runs_async_remotely(self, tool: Tool) -> bool:
-        """Whether an async tool goes to :meth:`_run_sync`'s workers instead of the loop."""
-        return False
-
-    async def _run_sync(
-        self, tool: Tool, kwargs: Mapping[str, Any], timeout: float | None, on_start: Callable[[float], None]
-    ) -> Any:
-        """Run a sync tool in a worker thread; on timeout or cancel its result is discarded."""
-        on_start(time.perf_counter())
-        job = self._pool.submit(tool.fn, kwargs)
-        return await self._wait(job.future, timeout, self._pool.abandon, job)
-
-    async def close(self) -> None:
-        """Release the workers. Waits up to :data:`STRAGGLER_WAIT_S` for async tools that
-        ignored their cancellation, then leaves them, warns and lists them in
-        :attr:`abandoned_tasks` (``asyncio.run`` itself still waits for every task at exit).
-        Threads still running a timed-out sync tool are left to finish (they are daemons,
-        so they do not keep the process alive) and listed in :attr:`abandoned_threads`.
-        The executor may be used again afterwards: workers start on demand."""
-        if self._stragglers:
-            await asyncio.wait(list(self._stragglers), timeout=STRAGGLER_WAIT_S)
-        self.abandoned_tasks = [t for t in self._stragglers if not t.done()]
-        for task in self.abandoned_tasks:
-            warnings.warn(
-                f"{task.get_name()} ignored its cancellation and still runs {STRAGGLER_WAIT_S:g} s later; "
-                "left running (asyncio.run will wait for it at exit)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        self._release(wait=False)
-
-    def shutdown(self, wait: bool = False) -> None:
-        """Synchronous :meth:`close` for code outside an event loop (stragglers are not awaited).
-
-        With ``wait`` it joins every worker thread, hung ones included."""
-        self._release(wait=wait)
-
-    def _release(self, wait: bool) -> None:
-        self.abandoned_threads = self._pool.close(wait)
-
-    async def __aenter__(self) -> Executor:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    @property
-    def worker_threads(self) -> int:
-        """Live worker threads (idle, busy or abandoned)."""
-        return self._pool.threads
-
-    # -- shared machinery ----------------------------------------------------------------
-
     def _bind(self) -> None:
         """Semaphores belong to one event loop; make fresh ones when the loop changes."""
         loop = asyncio.get_running_loop()
@@ -586,10 +562,7 @@ class Executor:
             self._stragglers = {t for t in self._stragglers if not t.done()}
             self._deadlines = {}
             self._context = contextvars.Context()
-            self._on_new_loop()
-
-    def _on_new_loop(self) -> None:
-        """Subclasses reset their loop-bound state here."""
+            self.on_new_loop()
 
     def _give_up(self, task: asyncio.Task[Any]) -> None:
         """Cancel an async tool's task without waiting for it; keep it until it ends."""
@@ -602,47 +575,8 @@ class Executor:
         if not task.cancelled():
             task.exception()  # retrieved: a late failure is not "never retrieved"
 
-    async def _wait(
-        self, fut: asyncio.Future[Any], timeout: float | None, give_up: Callable[[_T], None], subject: _T
-    ) -> Any:
-        """``fut``'s result (a worker fills it in), or :class:`ToolTimeout` at the deadline (a
-        timer fails ``fut``); on a timeout or a cancel ``give_up(subject)`` is called instead
-        of waiting for the worker to notice."""
-        deadlines = self._deadlines_of(timeout) if timeout is not None and not fut.done() else None
-        if deadlines is not None:
-            deadlines.add(fut)
-        try:
-            return await fut
-        except (asyncio.CancelledError, ToolTimeout):
-            give_up(subject)
-            raise
-        finally:
-            if deadlines is not None:
-                deadlines.forget_done()
-
     def _deadlines_of(self, timeout: float) -> _Deadlines:
         deadlines = self._deadlines.get(timeout)
         if deadlines is None:
             deadlines = self._deadlines[timeout] = _Deadlines(asyncio.get_running_loop(), timeout)
         return deadlines
-
-    @staticmethod
-    async def _bounded(awaitable: Awaitable[Any], timeout: float | None) -> Any:
-        """``awaitable``'s result, or :class:`ToolTimeout` once ``timeout`` seconds have passed.
-
-        For awaitables that honour cancellation (remote calls, which kill their worker
-        when cancelled). The tool's own exceptions arrive wrapped in :class:`ToolFailed`,
-        so a ``TimeoutError`` here is always the deadline's.
-        """
-        if timeout is None:
-            return await awaitable
-        if sys.version_info < (3, 11):
-            try:
-                return await asyncio.wait_for(awaitable, timeout)
-            except asyncio.TimeoutError:
-                raise ToolTimeout(timeout) from None
-        try:
-            async with asyncio.timeout(timeout):
-                return await awaitable
-        except TimeoutError:
-            raise ToolTimeout(timeout) from None
