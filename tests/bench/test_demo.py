@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from asyncfc.models.base import Message
 from asyncfc.mode import ModeName as Mode
+from asyncfc.models.base import Message
 from asyncfc.testing.scripted import ScriptedCall, ScriptedModel, call_results
 from asyncfc_bench.demo import Errands, run_mode
 

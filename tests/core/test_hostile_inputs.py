@@ -25,10 +25,11 @@ from asyncfc import (
     tool,
     tool_from_schema,
 )
-from asyncfc.agent import AWAIT_TOOL, Delivery
+from asyncfc.agent import Delivery
 from asyncfc.executors import MAX_RESULT_ITEMS
-from asyncfc.models.base import ToolCall
 from asyncfc.mode import ModeName as Mode
+from asyncfc.model_text import AWAIT_TOOL
+from asyncfc.models.base import ToolCall
 from asyncfc.testing.scripted import ScriptedCall, ScriptedModel
 from asyncfc.tools import Tool
 from conftest import RawModel, assert_protocol_valid, content_of, deliveries_in_transcript, run

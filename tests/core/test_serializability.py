@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from asyncfc import tool
 from asyncfc.agent import Agent
-from asyncfc.models.base import Message
 from asyncfc.mode import ModeName as Mode
+from asyncfc.models.base import Message
 from asyncfc.testing.scripted import Ref, ScriptedCall, ScriptedModel, Turn, call_results, shown
 from asyncfc.tools import Tool
 from conftest import run
