@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from asyncfc import tool
-from asyncfc.agent import AWAIT_TOOL, Agent, RunResult
+from asyncfc.agent import Agent, RunResult
+from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.testing.scripted import ScriptedCall, ScriptedModel
 from asyncfc.trace import Trace, plot_timeline
 from conftest import run
