@@ -32,16 +32,22 @@ __all__ = [
     "AWAIT_TOOL",
     "EARLIER",
     "MAX_ERROR_CHARS",
+    "NATIVE_ASYNC_INSTRUCTIONS",
     "SETTLED_PROMPT",
     "await_answer",
     "bad_await",
     "delivered",
     "error_json",
     "failed",
+    "held_write",
     "model_specs",
+    "native_await",
+    "native_output",
+    "native_specs",
     "placeholder",
     "repeat_note",
     "resolved",
+    "task_status",
     "unknown_future",
     "with_earlier",
 ]
@@ -107,6 +113,18 @@ def placeholder(fid: str, output_example: Any = None) -> dict[str, Any]:
     return out
 
 
+def task_status(fid: str, output_example: Any = None) -> str:
+    """The ``statusMessage`` of an MCP task that runs a call (the task id is the future id):
+    what a task-aware client may show the model instead of a placeholder."""
+    refs = ""
+    if isinstance(output_example, Mapping) and output_example:
+        refs = f" (or its fields: {dumps(_mirror(output_example, fid))})"
+    return (
+        f"running as future {fid}: later calls may take {fid!r}{refs} as an argument without "
+        "waiting; this task's result is its value"
+    )
+
+
 def _mirror(example: Any, path: str) -> Any:
     if isinstance(example, Mapping):
         return {str(k): _mirror(v, f"{path}.{k}") for k, v in example.items()}
@@ -163,6 +181,24 @@ def with_earlier(text: str, earlier: list[dict[str, Any]]) -> str:
     return dumps(body)
 
 
+def held_write(waiting_for: list[str]) -> dict[str, Any]:
+    """The tool message of a state-changing call that was not run because the model wrote it
+    while results it had not seen were pending (``waiting_for``: their future ids in async
+    mode, their tool names otherwise). Their values are delivered in the same step."""
+    names = ", ".join(waiting_for)
+    one = len(waiting_for) == 1
+    some, given = ("that result", "It is") if one else ("those results", "They are")
+    return {
+        "status": "not_run",
+        "waiting_for": list(waiting_for),
+        "note": (
+            f"not run yet: you wrote this call before you had seen {names}, so its arguments "
+            f"could not use {some}. {given} given with this step's results. If the arguments are still "
+            "right, emit the same call again to run it; otherwise emit it corrected."
+        ),
+    }
+
+
 def repeat_note(original: str | None) -> str:
     """Said beside a call answered from an identical earlier call (``original``: its future
     id, in async mode) instead of running it again."""
@@ -183,3 +219,43 @@ def model_specs(tools: Iterable[Tool], mode: Mode | str) -> list[dict[str, Any]]
     if not Mode.of(mode).shows_futures:
         return specs
     return [*({**s, "parameters": widen_schema(s["parameters"])} for s in specs), AWAIT_SPEC]
+
+
+# -- native async tools (OpenAI Responses, ``async: true``) -------------------------------
+
+NATIVE_ASYNC_INSTRUCTIONS = (
+    "Tools marked async run in the background: you get nothing back at once, and the result "
+    "arrives later as the output of that same call. You need not wait for it: to pass a result "
+    'on, write the call\'s call_id (or "call_id.field"), alone or inside a text, as an argument '
+    "and the runtime fills in its value when it is ready. Never invent a value or repeat a pending "
+    f'call. Call {AWAIT_TOOL} with {{"ids": [call_id, ...]}} only when you must see a value to '
+    "decide what to do."
+)
+"""Shown instead of :data:`ASYNC_INSTRUCTIONS` when the endpoint runs tools natively async."""
+
+
+def native_specs(specs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Async-mode tool specs with every tool but ``await_future`` marked ``"async": True``
+    (an adapter with native async tools declares those ``async: true``)."""
+    return [dict(s) if s.get("name") == AWAIT_TOOL else {**s, "async": True} for s in specs]
+
+
+def native_output(body: Mapping[str, Any]) -> str:
+    """The ``function_call_output`` of a call whose future object is ``body``
+    (:func:`resolved` or :func:`failed`): its value as in sync mode, or ``{"error": ...}``."""
+    if body.get("status") == "resolved":
+        value = body.get("value")
+        return value if isinstance(value, str) else dumps(value)
+    return dumps({"error": body.get("error")})
+
+
+def native_await(ready: Iterable[str], unknown: Iterable[str] = ()) -> str:
+    """The ``await_future`` answer with native async tools: the results themselves follow as
+    the outputs of their own calls (``ready``: their call ids)."""
+    out: dict[str, Any] = {"ready": list(ready)}
+    unknown = list(unknown)
+    if out["ready"]:
+        out["note"] = "their results follow as the outputs of those calls"
+    if unknown:
+        out["unknown"] = unknown
+    return dumps(out)

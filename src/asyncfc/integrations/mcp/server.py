@@ -33,6 +33,17 @@ from ...runtime import DEFAULT_GRACE_S, Reply, Runtime
 from ...scheduler import Call
 from ...tools import Tool
 from .annotations import AnnotationsFile
+from .tasks import (
+    TASKS_EXTENSION,
+    CancelTaskParams,
+    GetTaskParams,
+    TaskBoard,
+    TaskResult,
+    UpdateTaskParams,
+    answer_or_task,
+    missing_capability,
+    wants_tasks,
+)
 from .upstream import ORIGIN, Origin, ProxyTool, UpstreamPool, UpstreamSpec
 
 __all__ = [
@@ -156,6 +167,8 @@ class Proxy:
         self.proxy_tools = {t.exposed: t for t in tools}
         self.sessions = Sessions([t.tool for t in tools], self.config)
         self.name = name
+        self.tasks = TaskBoard()
+        """Calls answered with an MCP task (task-aware clients; see tasks.py)."""
 
     # -- MCP handlers -------------------------------------------------------------
 
@@ -199,6 +212,24 @@ class Proxy:
         failed = call is not None and call.done and call.error is not None
         return _text_result(reply.text, failed)
 
+    async def call_tool_task(
+        self, key: str, name: str, arguments: Mapping[str, Any], report: Any
+    ) -> mt.CallToolResult | TaskResult:
+        """A ``tools/call`` whose request declared the tasks extension: a task, not a placeholder."""
+        origin = Origin(report=report)
+        token = ORIGIN.set(origin)
+        try:
+            rt = self.sessions.get(key)
+            tool_call_id = self.sessions.new_tool_call_id()
+            return await answer_or_task(rt, self.tasks, key, name, arguments, tool_call_id)
+        except SessionClosedError:
+            return _text_result(
+                '{"error": {"type": "cancelled", "message": "this MCP session is closed"}}', True
+            )
+        finally:
+            origin.open = False  # a task reports no progress (the extension has none)
+            ORIGIN.reset(token)
+
     async def _call(self, rt: Runtime, name: str, arguments: Mapping[str, Any], report: Any) -> Reply:
         origin = Origin(report=report)
         tool_call_id = self.sessions.new_tool_call_id()
@@ -225,8 +256,12 @@ class Proxy:
         async def on_list_tools(ctx: Any, params: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
             return mt.ListToolsResult(tools=self.list_tools())
 
-        async def on_call_tool(ctx: Any, params: mt.CallToolRequestParams) -> mt.CallToolResult:
+        async def on_call_tool(ctx: Any, params: mt.CallToolRequestParams) -> Any:
             key = _session_key(ctx, http)
+            if params.name != AWAIT_TOOL and wants_tasks(ctx.protocol_version, ctx.meta):
+                return await self.call_tool_task(
+                    key, params.name, params.arguments or {}, ctx.session.report_progress
+                )
             return await self.call_tool(key, params.name, params.arguments or {}, ctx.session.report_progress)
 
         server: Server[Any] = Server(
@@ -247,7 +282,33 @@ class Proxy:
                 )
 
             server.add_request_handler("server/discover", mt.RequestParams, on_discover)
+        else:
+            self._serve_tasks(server)
         return server
+
+    def _serve_tasks(self, server: Server[Any]) -> None:
+        """The tasks extension's methods (stdio: 2026-07-28 connections carry task results)."""
+
+        def checked(ctx: Any) -> str:
+            if not wants_tasks(ctx.protocol_version, ctx.meta):
+                raise missing_capability()
+            return _session_key(ctx, False)
+
+        async def on_get(ctx: Any, params: GetTaskParams) -> TaskResult:
+            return self.tasks.get(checked(ctx), params.task_id)
+
+        async def on_cancel(ctx: Any, params: CancelTaskParams) -> mt.EmptyResult:
+            self.tasks.cancel(checked(ctx), params.task_id)
+            return mt.EmptyResult()
+
+        async def on_update(ctx: Any, params: UpdateTaskParams) -> mt.EmptyResult:
+            self.tasks.get(checked(ctx), params.task_id)  # unknown ids are an error
+            return mt.EmptyResult()  # the proxy's tasks never ask for input: nothing to take
+
+        server.extensions[TASKS_EXTENSION] = {}
+        server.add_request_handler("tasks/get", GetTaskParams, on_get)
+        server.add_request_handler("tasks/cancel", CancelTaskParams, on_cancel)
+        server.add_request_handler("tasks/update", UpdateTaskParams, on_update)
 
     # -- transports ---------------------------------------------------------------
 

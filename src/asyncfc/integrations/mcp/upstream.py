@@ -33,6 +33,7 @@ from ...errors import AsyncFCError, ConfigurationError, describe
 from ...model_text import AWAIT_TOOL
 from ...tools import Tool, tool_from_schema
 from .annotations import AnnotationsFile, tool_options, unused_entries
+from .tasks import UpstreamTasks
 
 __all__ = [
     "Upstream",
@@ -300,14 +301,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def _client_for(spec: UpstreamSpec) -> Client:
+    # an upstream may answer a call with an MCP task: the proxy follows it (tasks.py)
     if spec.is_url:
-        return Client(spec.target)
+        return Client(spec.target, extensions=[UpstreamTasks()])
     argv = shlex.split(spec.target)
     if not argv:
         raise ConfigurationError(f"empty upstream command {spec.target!r}")
     # the proxy was started by the client with the environment its servers need: pass it on
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
-    return Client(params)
+    return Client(params, extensions=[UpstreamTasks()])
 
 
 async def _list_all(client: Client) -> list[mt.Tool]:
