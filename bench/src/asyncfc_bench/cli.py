@@ -303,6 +303,28 @@ def _print_demo_run(run: Any) -> None:
     out.print(f"   {verdict}")
 
 
+def cmd_bench_proxy(args: argparse.Namespace) -> int:
+    from .proxy import run
+
+    with console.status("timing MCP calls, direct and through the proxy ..."):
+        data = run(args.calls, args.warmup)
+    if args.json:
+        print_json(data)
+    else:
+        table = Table(title=f"MCP call over stdio, {data['calls']} calls each, microseconds")
+        for col in ("system", "median", "p90", "mean"):
+            table.add_column(col, justify="right")
+        for system in ("direct", "proxied", "difference"):
+            row = data[system]
+            table.add_row(system, f"{row['median_us']:.0f}", f"{row['p90_us']:.0f}", f"{row['mean_us']:.0f}")
+        out.print(table)
+        verdict = "within" if data["within_budget"] else "[red]over[/red]"
+        out.print(
+            f"proxy cost {data['difference']['median_us']:+.0f} us per call: {verdict} the {data['budget_us']:.0f} us budget"
+        )
+    return 0 if data["within_budget"] else 1
+
+
 def add_bench(sub: Any) -> None:
     """``asyncfc bench``: every benchmark."""
     bench = sub.add_parser("bench", help="run a benchmark").add_subparsers(dest="bench", required=True)
@@ -378,6 +400,18 @@ def add_bench(sub: Any) -> None:
     from .peers import add_parser as add_peers
 
     add_peers(bench)
+
+    prx = bench.add_parser(
+        "proxy", help="per-call cost of asyncfc mcp serve over calling the same MCP upstream directly"
+    )
+    prx.add_argument(
+        "--calls", type=positive_int, default=2000, help="measured calls per side (default 2000)"
+    )
+    prx.add_argument(
+        "--warmup", type=non_negative_int, default=200, help="unmeasured calls first (default 200)"
+    )
+    prx.add_argument("--json", action="store_true", help="print one JSON object")
+    prx.set_defaults(func=cmd_bench_proxy)
 
 
 def add_demo(sub: Any) -> None:
