@@ -50,6 +50,7 @@ EXPORTS: dict[str, list[str]] = {
         "ModelRequest",
         "ModelResponse",
         "OpenAIChatModel",
+        "OpenAIResponsesModel",
         "ResponseDone",
         "TextDelta",
         "ToolCall",

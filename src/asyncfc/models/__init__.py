@@ -24,11 +24,13 @@ from .base import (
 if TYPE_CHECKING:
     from .anthropic_messages import AnthropicMessagesModel
     from .openai_chat import OpenAIChatModel
+    from .openai_responses import OpenAIResponsesModel
     from .text_calls import parse_text_calls
 
 _LAZY = {
     "AnthropicMessagesModel": "anthropic_messages",
     "OpenAIChatModel": "openai_chat",
+    "OpenAIResponsesModel": "openai_responses",
     "parse_text_calls": "text_calls",
 }
 
@@ -50,6 +52,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "OpenAIChatModel",
+    "OpenAIResponsesModel",
     "ResponseDone",
     "TextDelta",
     "ToolCall",

@@ -74,7 +74,10 @@ def call_results(transcript: Sequence[Message]) -> list[Any]:
         for c in m.tool_calls:
             if c.name == AWAIT_TOOL:
                 continue
-            content = answers.get(c.id, "")
+            if c.id not in answers:  # no output yet (a native async tool): pending, named by its call id
+                seen.append({"future": c.id, "status": "pending"})
+                continue
+            content = answers[c.id]
             try:
                 seen.append(json.loads(content))
             except ValueError:

@@ -1,8 +1,9 @@
 """A local HTTP server that plays scripted turns over the OpenAI and Anthropic wire formats.
 
 Adapters are tested, and benchmarks run, against real HTTP and the real SDKs rather than
-mocks: this server speaks chat completions (``POST /v1/chat/completions``) and Anthropic
-messages (``POST /v1/messages``), streamed or not, with simulated decode time (a time to
+mocks: this server speaks chat completions (``POST /v1/chat/completions``), OpenAI Responses
+(``POST /v1/responses``, with asynchronous tools: see :func:`responses_problem`) and
+Anthropic messages (``POST /v1/messages``), streamed or not, with simulated decode time (a time to
 first token, then ``tokens_per_s``, 4 characters a token). What it answers comes from the
 same scripts as :class:`~asyncfc.testing.scripted.ScriptedModel`: each request is turned
 back into neutral :class:`Message` objects and the next scripted turn is rendered against
@@ -44,6 +45,8 @@ __all__ = [
     "anthropic_to_messages",
     "openai_to_messages",
     "prompt_tokens",
+    "responses_problem",
+    "responses_to_messages",
     "shared_prefix",
 ]
 
@@ -140,6 +143,84 @@ def anthropic_to_messages(body: Mapping[str, Any]) -> list[Message]:
         if text:
             out.append(Message("user", text))
     return out
+
+
+def responses_to_messages(body: Mapping[str, Any]) -> list[Message]:
+    """A Responses request's ``instructions`` and ``input`` items back to neutral messages:
+    consecutive ``function_call`` items join the assistant message before them, and each
+    ``function_call_output`` becomes a tool message, wherever it comes (async tools answer later)."""
+    out: list[Message] = []
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        out.append(Message("system", instructions))
+    items = body.get("input")
+    if isinstance(items, str):
+        return [*out, Message("user", items)]
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            call = ToolCall(
+                str(item.get("call_id", "")), str(item.get("name", "")), str(item.get("arguments") or "{}")
+            )
+            last = out[-1] if out else None
+            if last is not None and last.role == "assistant":  # its text, then its calls
+                last.tool_calls = [*last.tool_calls, call]
+            else:
+                out.append(Message("assistant", "", tool_calls=[call]))
+        elif kind == "function_call_output":
+            out.append(
+                Message("tool", _text_of(item.get("output")), tool_call_id=str(item.get("call_id", "")))
+            )
+        elif kind == "message":
+            role = item.get("role")
+            content = item.get("content")
+            text = (
+                content
+                if isinstance(content, str)
+                else "".join(str(p.get("text", "")) for p in content or [] if isinstance(p, Mapping))
+            )
+            if role in ("system", "developer"):
+                out.append(Message("system", text))
+            elif role == "assistant":
+                out.append(Message("assistant", text))
+            else:
+                out.append(Message("user", text))
+    return out
+
+
+def responses_problem(body: Mapping[str, Any]) -> str | None:
+    """What the Responses API would refuse in this request's input, as its error message, or None.
+
+    Checked as the asynchronous tool calling guide describes the protocol: an output must
+    answer an earlier ``function_call`` by its ``call_id``, once; a call of a tool declared
+    ``async: true`` may still be without an output (it comes in a later request); a call of
+    any other tool of the request must have its output.
+    """
+    items = body.get("input")
+    if not isinstance(items, list):
+        return None
+    tools = [t for t in body.get("tools") or [] if isinstance(t, Mapping)]
+    sync_tools = {str(t.get("name")) for t in tools if t.get("async") is not True}
+    calls: dict[str, str] = {}
+    answered: set[str] = set()
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        call_id = str(item.get("call_id", ""))
+        if item.get("type") == "function_call":
+            calls[call_id] = str(item.get("name", ""))
+        elif item.get("type") == "function_call_output":
+            if call_id not in calls:
+                return f"No tool call found for function call output with call_id {call_id}."
+            if call_id in answered:
+                return f"Duplicate function call output for call_id {call_id}."
+            answered.add(call_id)
+    for call_id, name in calls.items():
+        if call_id not in answered and name in sync_tools:
+            return f"No tool output found for function call {call_id}."
+    return None
 
 
 def _tool_spec(tool: Mapping[str, Any]) -> dict[str, Any]:
@@ -431,11 +512,12 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         rec = sim._record("POST", path, body)
         anthropic = path in ("/v1/messages", "/messages")
+        responses = path in ("/v1/responses", "/responses")
         try:
             if not isinstance(body, dict):
                 rec.status = 400
                 self._error(400, "request body is not a JSON object", anthropic)
-            elif path not in ("/v1/chat/completions", "/chat/completions") and not anthropic:
+            elif path not in ("/v1/chat/completions", "/chat/completions") and not (anthropic or responses):
                 rec.status = 404
                 self._error(404, f"no route {path}", anthropic)
             elif (injected := sim._take_error()) is not None and not (injected[2] and body.get("stream")):
@@ -443,6 +525,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(injected[0], injected[1], anthropic)
             elif anthropic:
                 self._anthropic(rec, body, fail=injected[1] if injected else None)
+            elif responses:
+                problem = responses_problem(body)
+                if problem is not None:
+                    rec.status = 400
+                    self._error(400, problem, False)
+                else:
+                    self._responses(rec, body, fail=injected[1] if injected else None)
             else:
                 self._openai(rec, body, fail=injected[1] if injected else None)
         except (BrokenPipeError, ConnectionResetError):
@@ -509,6 +598,140 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._sse({**chunk({}, finish), **extra})
         self._sse("[DONE]")
+
+    # -- OpenAI Responses ----------------------------------------------------------------
+
+    def _responses(self, rec: RecordedRequest, body: Mapping[str, Any], fail: str | None = None) -> None:
+        sim = self.server_sim
+        tools = [t for t in body.get("tools") or [] if isinstance(t, Mapping)]
+        transcript = responses_to_messages(body)
+        played = sim._play(rec, transcript, tools)
+        text, calls = played.text, played.calls
+        is_async = {str(t.get("name")) for t in tools if t.get("async") is True}
+        pacer = _Pacer(sim.ttft_s + played.prefill_s, sim.tokens_per_s)
+        out_tokens = _output_tokens(text, calls)
+        rid = f"resp_{played.rid}"
+        output: list[dict[str, Any]] = []
+        if text:
+            part = {"type": "output_text", "text": text, "annotations": []}
+            output.append(
+                {
+                    "type": "message",
+                    "id": f"msg_{played.rid}",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [part],
+                }
+            )
+        for i, c in enumerate(calls):
+            item: dict[str, Any] = {
+                "type": "function_call",
+                "id": f"fc_{played.rid}_{i}",
+                "call_id": c.id,
+                "name": c.name,
+                "arguments": c.arguments,
+                "status": "completed",
+            }
+            if c.name in is_async:
+                item["async"] = True  # as the guide says: the call item of an async tool carries it
+            output.append(item)
+        usage = {
+            "input_tokens": played.prompt,
+            "input_tokens_details": {"cached_tokens": played.cached},
+            "output_tokens": out_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": played.prompt + out_tokens,
+        }
+        envelope = {
+            "id": rid,
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": sim.model_name,
+            "error": None,
+            "incomplete_details": None,
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "tool_choice": "auto",
+            "tools": tools,
+        }
+        extra = {"timings": _timings(sim, played, [(out_tokens, None)], out_tokens)} if sim.timings else {}
+        whole = {**envelope, "status": "completed", "output": output, "usage": usage, **extra}
+        if not body.get("stream"):
+            pacer.wait(_cost(text) + sum(_cost(c.name) + _cost(c.arguments) for c in calls))
+            self._send_json(200, whole)
+            return
+        seq = 0
+
+        def event(kind: str, **fields: Any) -> None:
+            nonlocal seq
+            self._sse({"type": kind, "sequence_number": seq, **fields}, kind)
+            seq += 1
+
+        self._start_sse()
+        pending = {**envelope, "status": "in_progress", "output": [], "usage": None}
+        event("response.created", response=pending)
+        event("response.in_progress", response=pending)
+        index = 0
+        if text:
+            item = output[0]
+            iid = item["id"]
+            event(
+                "response.output_item.added",
+                output_index=0,
+                item={**item, "status": "in_progress", "content": []},
+            )
+            empty = {"type": "output_text", "text": "", "annotations": []}
+            event("response.content_part.added", item_id=iid, output_index=0, content_index=0, part=empty)
+            for piece in _pieces(text):
+                pacer.wait(_cost(piece))
+                event(
+                    "response.output_text.delta",
+                    item_id=iid,
+                    output_index=0,
+                    content_index=0,
+                    delta=piece,
+                    logprobs=[],
+                )
+            event(
+                "response.output_text.done",
+                item_id=iid,
+                output_index=0,
+                content_index=0,
+                text=text,
+                logprobs=[],
+            )
+            event(
+                "response.content_part.done",
+                item_id=iid,
+                output_index=0,
+                content_index=0,
+                part=item["content"][0],
+            )
+            event("response.output_item.done", output_index=0, item=item)
+            index = 1
+        for item in output[index:]:
+            iid = item["id"]
+            pacer.wait(_cost(item["name"]))
+            event(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "arguments": "", "status": "in_progress"},
+            )
+            for piece in _pieces(item["arguments"]):
+                pacer.wait(_cost(piece))
+                event("response.function_call_arguments.delta", item_id=iid, output_index=index, delta=piece)
+            event(
+                "response.function_call_arguments.done",
+                item_id=iid,
+                output_index=index,
+                name=item["name"],
+                arguments=item["arguments"],
+            )
+            event("response.output_item.done", output_index=index, item=item)
+            index += 1
+        if fail is not None:
+            event("error", code="server_error", message=fail, param=None)
+            return
+        event("response.completed", response=whole)
 
     # -- Anthropic messages ------------------------------------------------------------
 
