@@ -44,6 +44,7 @@ from .tasks import (
     missing_capability,
     wants_tasks,
 )
+from .transport import BadLine, guard_http, stdio_streams
 from .upstream import ORIGIN, Origin, ProxyTool, UpstreamPool, UpstreamSpec
 
 __all__ = [
@@ -214,14 +215,15 @@ class Proxy:
 
     async def call_tool_task(
         self, key: str, name: str, arguments: Mapping[str, Any], report: Any
-    ) -> mt.CallToolResult | TaskResult:
+    ) -> mt.CallToolResult | dict[str, Any]:
         """A ``tools/call`` whose request declared the tasks extension: a task, not a placeholder."""
         origin = Origin(report=report)
         token = ORIGIN.set(origin)
         try:
             rt = self.sessions.get(key)
             tool_call_id = self.sessions.new_tool_call_id()
-            return await answer_or_task(rt, self.tasks, key, name, arguments, tool_call_id)
+            out = await answer_or_task(rt, self.tasks, key, name, arguments, tool_call_id)
+            return out.wire() if isinstance(out, TaskResult) else out
         except SessionClosedError:
             return _text_result(
                 '{"error": {"type": "cancelled", "message": "this MCP session is closed"}}', True
@@ -294,8 +296,8 @@ class Proxy:
                 raise missing_capability()
             return _session_key(ctx, False)
 
-        async def on_get(ctx: Any, params: GetTaskParams) -> TaskResult:
-            return self.tasks.get(checked(ctx), params.task_id)
+        async def on_get(ctx: Any, params: GetTaskParams) -> dict[str, Any]:
+            return self.tasks.get(checked(ctx), params.task_id).wire()
 
         async def on_cancel(ctx: Any, params: CancelTaskParams) -> mt.EmptyResult:
             self.tasks.cancel(checked(ctx), params.task_id)
@@ -313,11 +315,9 @@ class Proxy:
     # -- transports ---------------------------------------------------------------
 
     async def serve_stdio(self) -> None:
-        from mcp.server.stdio import stdio_server
-
         server = self.build_server(http=False)
         try:
-            async with stdio_server() as (read, write):
+            async with stdio_streams(on_bad=_report_bad) as (read, write):
                 await server.run(read, write, server.create_initialization_options())
         finally:
             await self.sessions.aclose()
@@ -326,8 +326,10 @@ class Proxy:
         import uvicorn
 
         server = self.build_server(http=True)
-        app = server.streamable_http_app(
-            streamable_http_path=path, host=host, session_idle_timeout=self.config.idle_timeout_s
+        app = guard_http(
+            server.streamable_http_app(
+                streamable_http_path=path, host=host, session_idle_timeout=self.config.idle_timeout_s
+            )
         )
         sessions = self.sessions
 
@@ -366,6 +368,12 @@ class Proxy:
         finally:
             sock.close()
             await self.sessions.aclose()
+
+
+def _report_bad(bad: BadLine) -> None:
+    """A line the transport answered itself (or dropped: a bad notification) goes to stderr."""
+    answer = "answered with an error" if bad.reply is not None else "dropped (a notification or response)"
+    print(f"asyncfc mcp: a message that does not parse was {answer}: {bad.reason[:300]}", file=sys.stderr)
 
 
 def _text_result(text: str, is_error: bool) -> mt.CallToolResult:
