@@ -13,9 +13,9 @@ plain result after the work is done.
 event (``started``, ``finished``, ``cancelled``, ``polled``) so tests observe the upstream's
 side without timing it.
 
-Tools: ``square(x)`` (a task that takes ``--delay`` s), ``wait_for(path)`` (a task that
-finishes when the file ``path`` exists; it never ends on its own otherwise), ``broken()`` (a
-task that completes with ``isError``) and ``quick(x)`` (never a task).
+Tools: ``square(x)`` (a task that takes ``--delay`` s), ``hold(tag)`` (a task that never
+ends on its own: only ``tasks/cancel`` ends it), ``broken()`` (a task that completes with
+``isError``) and ``quick(x)`` (never a task).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -101,11 +100,9 @@ def build(delay: float, log: str | None) -> Server[Any]:
         x = args["x"]
         return _text({"x": x, "square": x * x})
 
-    async def wait_for(args: Mapping[str, Any]) -> dict[str, Any]:
-        path = str(args["path"])
-        while not os.path.exists(path):  # noqa: ASYNC110 - a file is what the test sets
-            await anyio.sleep(0.02)
-        return _text({"seen": path})
+    async def hold(args: Mapping[str, Any]) -> dict[str, Any]:
+        await asyncio.Event().wait()  # nobody sets it: only cancellation ends the work
+        return _text({"tag": args["tag"]})
 
     async def broken(args: Mapping[str, Any]) -> dict[str, Any]:
         await anyio.sleep(delay / 4)
@@ -116,13 +113,13 @@ def build(delay: float, log: str | None) -> Server[Any]:
 
     work: dict[str, Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]] = {
         "square": square,
-        "wait_for": wait_for,
+        "hold": hold,
         "broken": broken,
         "quick": quick,
     }
     schemas = {
         "square": {"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]},
-        "wait_for": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+        "hold": {"type": "object", "properties": {"tag": {"type": "string"}}, "required": ["tag"]},
         "broken": {"type": "object", "properties": {}},
         "quick": {"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]},
     }
@@ -141,8 +138,7 @@ def build(delay: float, log: str | None) -> Server[Any]:
     async def on_list_tools(ctx: Any, params: Any) -> mt.ListToolsResult:
         return mt.ListToolsResult(
             tools=[
-                mt.Tool(name=name, description=f"{name} (jobs)", input_schema=schemas[name])
-                for name in work
+                mt.Tool(name=name, description=f"{name} (jobs)", input_schema=schemas[name]) for name in work
             ]
         )
 

@@ -7,6 +7,7 @@ Needs the ``mcp`` extra (``pip install 'asyncfc[mcp]'``).
 
 from .annotations import AnnotationsFile, ToolAnnotation, load_annotations, parse_annotations
 from .server import Proxy, ProxyConfig, serve
+from .tasks import TASKS_EXTENSION, TaskBoard, UpstreamTasks
 from .upstream import (
     UpstreamPool,
     UpstreamSpec,
@@ -17,12 +18,15 @@ from .upstream import (
 )
 
 __all__ = [
+    "TASKS_EXTENSION",
     "AnnotationsFile",
     "Proxy",
     "ProxyConfig",
+    "TaskBoard",
     "ToolAnnotation",
     "UpstreamPool",
     "UpstreamSpec",
+    "UpstreamTasks",
     "UpstreamToolError",
     "UpstreamUnavailable",
     "load_annotations",

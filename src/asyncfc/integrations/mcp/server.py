@@ -28,8 +28,9 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from ...errors import SessionClosedError
 from ...executors import ThreadExecutor
+from ...grace import GraceOption, grace_policy
 from ...model_text import AWAIT_TOOL
-from ...runtime import DEFAULT_GRACE_S, Reply, Runtime
+from ...runtime import Reply, Runtime
 from ...scheduler import Call
 from ...tools import Tool
 from .annotations import AnnotationsFile
@@ -65,13 +66,17 @@ STDIO_SESSION = "stdio"
 
 @dataclass(frozen=True)
 class ProxyConfig:
-    grace_s: float = DEFAULT_GRACE_S
-    """Calls that finish within this many seconds answer with their value."""
+    grace_s: float | None = None
+    """A fixed window: calls that finish within this many seconds answer with their value
+    (None: ``grace`` decides)."""
     timeout_s: float | None = 60.0
     """Per-call limit for tools without their own ``timeout``."""
     max_result_chars: int | None = None
     idle_timeout_s: float = 30 * 60
     """An HTTP session unused this long is closed and its pending calls cancelled."""
+    grace: GraceOption = "auto"
+    """The grace policy (:mod:`asyncfc.grace`): ``"auto"`` (cost-aware, learning each tool's
+    latency across all sessions), seconds (a fixed window) or a policy object."""
 
 
 class Sessions:
@@ -80,6 +85,8 @@ class Sessions:
     def __init__(self, tools: Sequence[Tool], config: ProxyConfig) -> None:
         self.tools = {t.name: t for t in tools}
         self.config = config
+        self.grace = grace_policy(config.grace, config.grace_s)
+        """One policy for every session: what it learns of a tool serves them all."""
         self.executor = ThreadExecutor(default_timeout=config.timeout_s)
         self._runtimes: dict[str, Runtime] = {}
         self._used: dict[str, float] = {}
@@ -92,7 +99,7 @@ class Sessions:
         return Runtime(
             self.tools,
             executor=self.executor,
-            grace_s=self.config.grace_s,
+            grace=self.grace,
             max_result_chars=self.config.max_result_chars,
         )
 

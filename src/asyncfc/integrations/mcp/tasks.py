@@ -100,6 +100,12 @@ class TaskResult(mt.Result):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
+    def wire(self) -> dict[str, Any]:
+        """The JSON object to answer with (``ttlMs`` is required, ``null`` for unlimited)."""
+        out = self.model_dump(by_alias=True, mode="json", exclude_none=True)
+        out["ttlMs"] = self.ttl_ms
+        return out
+
 
 class CreateTaskResult(TaskResult):
     """The claimed ``tools/call`` shape (``resultType: "task"``)."""
@@ -237,7 +243,7 @@ class TaskBoard:
             body = rt.deliver(call) if call.delivered_at is None else delivered(call.id)
             task.result = mt.CallToolResult(
                 content=[mt.TextContent(type="text", text=dumps(body))], is_error=error is not None
-            ).model_dump(by_alias=True, mode="json", exclude_none=True)
+            ).model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"result_type"})
         return TaskResult(status="completed", last_updated_at=task.updated_at, result=task.result, **base)
 
 
@@ -253,7 +259,7 @@ async def answer_or_task(
     earlier values piggybacked, as for every client), else a task for its future."""
     call = rt.submit(name, dict(arguments), tool_call_id=tool_call_id)
     try:
-        left = call.emitted_at + rt.grace_s - rt.trace.now()
+        left = rt.grace.until(call, rt) - rt.trace.now()
         if not call.done and left > 0:
             await call.future.wait(left)
     except asyncio.CancelledError:
