@@ -55,6 +55,7 @@ from .runtime import (
     tool_table,
 )
 from .scheduler import Call, Scheduler
+from .subagent import agent_tool
 from .tools import Tool
 from .trace import Trace
 
@@ -169,6 +170,35 @@ class Agent:
         self.tools.clear()  # the same dict object is shared with every session's runtime
         self.tools.update(table)
         self._specs: list[dict[str, Any]] | None = None
+
+    def as_tool(
+        self,
+        *,
+        name: str,
+        description: str | None = None,
+        reads: Sequence[str] | None = None,
+        writes: Sequence[str] | None = None,
+        argument: str = "task",
+        include_calls: bool = False,
+        timeout: float | None = None,
+    ) -> Tool:
+        """This agent as a tool of another agent: one string argument (``task``), result
+        ``{"answer": ...}`` (plus ``"calls"`` with ``include_calls``). Each call runs a fresh
+        session of this agent; in async mode the caller gets a future it can pass on
+        (``fut_4.answer``). Its labels are the union of this agent's tools' labels (templates
+        widened to their prefixes) unless ``reads``/``writes`` are given, which must cover
+        them. ``timeout`` bounds the whole run (default: the caller's executor's). See
+        docs/subagents.md and :mod:`asyncfc.subagent`."""
+        return agent_tool(
+            self,
+            name=name,
+            description=description,
+            reads=reads,
+            writes=writes,
+            argument=argument,
+            include_calls=include_calls,
+            timeout=timeout,
+        )
 
     def tool_specs(self) -> list[dict[str, Any]]:
         """The tools as the model sees them in this mode (computed once per tool list)."""

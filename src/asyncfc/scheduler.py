@@ -33,7 +33,13 @@ from .mode import Mode
 from .tools import ROOT, ArgumentsError, Tool
 from .trace import Trace
 
-__all__ = ["Call", "HazardIndex", "MAX_LABEL_DEPTH", "Scheduler"]
+__all__ = ["Call", "HazardIndex", "MAX_LABEL_DEPTH", "Scheduler", "running_call"]
+
+running_call: contextvars.ContextVar[tuple[Call, Trace] | None] = contextvars.ContextVar(
+    "asyncfc_running_call", default=None
+)
+"""Inside a tool started by a scheduler: its call record and the trace it is recorded in
+(an agent run as a tool nests its own trace under that call; see asyncfc.subagent)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -512,6 +518,7 @@ class Scheduler:
         """Hand a call that may start now to the executor. An async tool comes back as the
         executor's outcome future, so the call costs one task (the tool's), not two."""
         call.dispatched_at = self.trace.now()
+        token = running_call.set((call, self.trace))  # the tool's task copies the context now
         try:
             self._tasks[call] = self.executor.run(
                 tool, kwargs, _Started(call, self.trace.t0), _Finished(self, call, tool)
@@ -520,6 +527,8 @@ class Scheduler:
             self._resolve(call, error=_failure(tool, exc))
             self.hazards.finish(call)
             self._free_slot()
+        finally:
+            running_call.reset(token)
 
     def _finished(self, call: Call, tool: Tool, outcome: asyncio.Future[Any]) -> None:
         if outcome.cancelled():

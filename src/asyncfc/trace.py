@@ -70,6 +70,24 @@ class Trace:
         self._usage: list[tuple[float, Usage]] = []
         self._usage_in_order = True
         """Steps recorded in start order (the agent's always are): ``usages`` can bisect."""
+        self._nested: dict[str, list[Trace]] = {}
+        """Traces of runs started inside a call (a sub-agent's), by that call's lane."""
+
+    def nest(self, child: Trace, lane: str) -> None:
+        """Show ``child`` (a sub-agent's run) inside the call on ``lane`` (``"fut_3 research"``):
+        its spans, on lanes named ``"<lane> › <its lane>"`` and shifted to this trace's clock,
+        follow that call's spans, and its model steps count in :meth:`model_cost`."""
+        self._nested.setdefault(lane, []).append(child)
+
+    def _nested_spans(self, lane: str) -> list[Span]:
+        out: list[Span] = []
+        for child in self._nested.get(lane, ()):
+            shift = child.t0 - self.t0
+            for s in child.spans:
+                end = None if s.end is None else s.end + shift
+                args = {**s.args, "parent": s.args.get("parent", lane)}
+                out.append(Span(s.name, s.cat, f"{lane} › {s.lane}", s.start + shift, end, args))
+        return out
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -145,8 +163,17 @@ class Trace:
         """The usage of each model step recorded with :meth:`model_step` that started at ``since`` or later."""
         if self._usage_in_order:  # the last turn's steps, without a scan of the whole session
             first = bisect.bisect_left(self._usage, since, key=lambda e: e[0])
-            return [u for _, u in self._usage[first:]]
-        return [u for t, u in self._usage if t >= since]
+            own = [u for _, u in self._usage[first:]]
+        else:
+            own = [u for t, u in self._usage if t >= since]
+        for children in self._nested.values():  # sub-agents' steps roll up into their parent's
+            for child in children:
+                own.extend(child.usages(since - (child.t0 - self.t0)))
+        return own
+
+    def recent_usages(self, n: int) -> list[Usage]:
+        """The usage of the last ``n`` model steps recorded, oldest first (without a scan of the session)."""
+        return [u for _, u in self._usage[-n:]] if n > 0 else []
 
     def model_cost(self, since: float = 0.0) -> Usage:
         """What the model steps since ``since`` cost together: tokens, cached tokens, prefill and decode."""
@@ -160,9 +187,15 @@ class Trace:
     def spans(self) -> list[Span]:
         """Recorded spans, then per call: waiting, running, emitted and delivered."""
         out = list(self._spans)
+        placed: set[str] = set()
         for calls in self._calls:
             for c in calls:
                 lane = f"{c.id} {c.name}"
+                if lane in self._nested and lane not in placed:
+                    placed.add(lane)
+                    nested = self._nested_spans(lane)
+                else:
+                    nested = []
                 if c.started_at is not None and c.finished_at is not None:
                     if c.started_at > c.emitted_at:
                         out.append(Span("waiting", "wait", lane, c.emitted_at, c.started_at))
@@ -179,6 +212,10 @@ class Trace:
                 out.append(Span("emitted", "call", lane, c.emitted_at))
                 if c.delivered_at is not None:
                     out.append(Span("delivered", "call", lane, c.delivered_at))
+                out.extend(nested)
+        for lane in self._nested:
+            if lane not in placed:  # nested under a call this trace does not follow
+                out.extend(self._nested_spans(lane))
         return out
 
     def to_chrome(self) -> dict[str, Any]:
