@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,17 @@ from .errors import (
 from .executors import Executor, ExecutorKind, make_executor
 from .futures import dumps
 from .mode import Mode
-from .model_text import ANSWER_NOW, ASYNC_INSTRUCTIONS, AWAIT_TOOL, model_specs, with_earlier
+from .model_text import (
+    ANSWER_NOW,
+    ASYNC_INSTRUCTIONS,
+    AWAIT_TOOL,
+    NATIVE_ASYNC_INSTRUCTIONS,
+    model_specs,
+    native_await,
+    native_output,
+    native_specs,
+    with_earlier,
+)
 from .models.base import (
     Message,
     Model,
@@ -67,6 +78,15 @@ __all__ = ["Agent", "Delivery", "RunResult", "Session"]
 def _repeats_only(calls: Sequence[tuple[ToolCall, Call | None]]) -> bool:
     """Whether every call of a step was answered from an identical earlier call."""
     return bool(calls) and all(c is not None and c.repeat_of is not None for _, c in calls)
+
+
+def _by_call_id(arguments: str, ids: dict[str, str]) -> str:
+    """Native async tools: the model names a pending result by its call's ``call_id``; each
+    such name (``call_7``, ``call_7.price``) becomes the call's future id for the scheduler."""
+    if not ids or not arguments:
+        return arguments
+    names = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+    return re.sub(rf"(?<![\w-])({names})(?![\w-])", lambda m: ids[m.group(1)], arguments)
 
 
 def _canonical(arguments: str) -> str:
@@ -265,6 +285,10 @@ class Session:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.trace = Trace()
+        self._native = bool(getattr(agent.model, "native_async_tools", False)) and agent.mode.shows_futures
+        """The model's endpoint runs tools natively async (OpenAI Responses ``async: true``):
+        a pending call gets no output until its value is ready."""
+        native_text = self._native and agent.async_instructions is ASYNC_INSTRUCTIONS
         self.runtime = Runtime(
             agent.tools,
             mode=agent.mode,
@@ -272,9 +296,13 @@ class Session:
             grace_s=agent.grace_s,
             max_result_chars=agent.max_result_chars,
             max_concurrency=agent.max_session_concurrency,
-            instructions=agent.async_instructions,
+            instructions=NATIVE_ASYNC_INSTRUCTIONS if native_text else agent.async_instructions,
             trace=self.trace,
         )
+        self._future_of: dict[str, str] = {}
+        """Native async tools: each call's future id by its call_id (how the model names it)."""
+        self._no_output: dict[int, str] = {}
+        """Native async tools: calls left without an output so far (seq -> call_id)."""
         self.messages: list[Message] = []
         self.user_turns = 0
         self._sent = 0
@@ -416,9 +444,10 @@ class Session:
         messages.extend(history[1:] if skip else history)  # list copies run at memcpy speed; no shifts
         if self._answer_now:  # this step only: the history keeps no trace of it
             messages.append(Message("user", ANSWER_NOW))
+        specs = native_specs(agent.tool_specs()) if self._native else agent.tool_specs()
         return ModelRequest(
             messages=messages,
-            tools=[] if self._answer_now else agent.tool_specs(),
+            tools=[] if self._answer_now else specs,
             parallel_tool_calls=agent.parallel_tool_calls,
             stream=agent.stream,
         )
@@ -482,6 +511,9 @@ class Session:
 
     def _submit(self, tc: ToolCall, step: int) -> Call:
         self._check_open()
+        if self._native and self._future_of:  # call_id references as future ids, from here on
+            named = _by_call_id(tc.arguments, self._future_of)
+            tc = tc if named == tc.arguments else ToolCall(tc.id, tc.name, named)
         if self.agent.profile.answer_repeats:
             key = (tc.name, _canonical(tc.arguments))
             earlier = self._turn_calls.get(key)
@@ -490,6 +522,8 @@ class Session:
         call = self.runtime.submit(
             tc.name, tc.arguments, tool_call_id=tc.id, user_turn=self.user_turns, step=step
         )
+        if self._native and tc.id:
+            self._future_of[tc.id] = call.id
         if self.agent.profile.answer_repeats and call.error is None:
             self._turn_calls[key] = call
         return call
@@ -505,10 +539,18 @@ class Session:
             # in sync mode the runtime runs them one after another, in this order
             calls.append((tc, self._dispatched.get(i) or self._submit(tc, step)))
         for tc, answered in calls:
+            if answered is None and self._native:
+                await self._native_await(tc)
+                continue
             if answered is None:
                 content = await self.runtime.await_futures(tc.arguments)
             else:
                 content = await self.runtime.answer(answered)
+                if self._native:
+                    if answered.delivered_at is None:  # pending: its output goes out when ready
+                        self._no_output[answered.seq] = tc.id
+                        continue
+                    content = native_output(self.runtime.deliver_json(answered))
             msg = Message("tool", content, tool_call_id=tc.id)
             self.messages.append(msg)
             if answered is not None:
@@ -528,6 +570,8 @@ class Session:
         there is none, appends an await call and its result).
         """
         ready = self.runtime.take_ready()
+        if self._native:
+            ready = self._native_outputs(ready)
         if not ready:
             return
         unsent = [m for m in self.messages[self._sent :] if m.role == "tool"]
@@ -552,6 +596,38 @@ class Session:
             Message("assistant", "", [ToolCall(call_id, AWAIT_TOOL, json.dumps({"ids": ids}))])
         )
         self.messages.append(Message("tool", dumps(values), tool_call_id=call_id))
+
+    def _native_outputs(self, ready: list[Call]) -> list[Call]:
+        """Native async tools: append each ready call left without an output as its
+        ``function_call_output`` (the original call_id), at the end; returns the other calls."""
+        rest: list[Call] = []
+        for call in ready:
+            call_id = self._no_output.pop(call.seq, None)
+            if call_id is None:
+                rest.append(call)
+            else:
+                content = native_output(self.runtime.deliver_json(call))
+                self.messages.append(Message("tool", content, tool_call_id=call_id))
+        return rest
+
+    async def _native_await(self, tc: ToolCall) -> None:
+        """``await_future`` with native async tools: wait for the named calls, answer with
+        their call ids, then append their outputs after it (each value once, in its own call's output)."""
+        try:
+            args = json.loads(_by_call_id(tc.arguments, self._future_of) or "{}")
+        except (ValueError, RecursionError):
+            args = None
+        raw = args.get("ids", args.get("id")) if isinstance(args, dict) else None
+        ids = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+        by_future = {f: c for c, f in self._future_of.items()}
+        known = [str(i) for i in ids if str(i) in by_future]
+        for fid in known:
+            await self.calls[int(fid.removeprefix("fut_")) - 1].future.wait()
+        unknown = [str(i) for i in ids if str(i) not in by_future] or ([] if ids else [tc.arguments])
+        self.messages.append(
+            Message("tool", native_await([by_future[f] for f in known], unknown), tool_call_id=tc.id)
+        )
+        self._deliver_ready()
 
     async def _settle(self, calls: list[Call]) -> None:
         """Wait for the given calls and deliver them (before a final answer is accepted)."""

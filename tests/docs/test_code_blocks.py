@@ -164,6 +164,22 @@ def _weather_passed_as_future(srv: SimServer, stdout: str) -> None:
     assert "Sent." in stdout
 
 
+def _native_async_email(srv: SimServer, stdout: str) -> None:
+    """docs/protocols/openai-responses.md: tools declared async, the second request sent with
+    the weather call still unanswered, and the email body naming that call by its call_id."""
+    first, second = (r.body for r in srv.model_requests[:2])
+    assert {t["name"]: t.get("async") for t in first["tools"]} == {
+        "get_weather": True,
+        "send_email": True,
+        "await_future": None,
+    }
+    weather = next(i for i in second["input"] if i.get("type") == "function_call")
+    assert not any(i.get("type") == "function_call_output" for i in second["input"]), "answered at once"
+    calls = [i for r in srv.model_requests for i in r.body["input"] if i.get("name") == "send_email"]
+    assert json.loads(calls[-1]["arguments"])["body"] == weather["call_id"]
+    assert "sunny, 21 C in Paris" in stdout and "Sent." in stdout
+
+
 SIMULATIONS: dict[str, Simulation] = {
     "order-an-apple": Simulation(
         [
@@ -180,6 +196,14 @@ SIMULATIONS: dict[str, Simulation] = {
             "Sent.",
         ],
         _weather_passed_as_future,
+    ),
+    "responses-native": Simulation(
+        [
+            [ScriptedCall("get_weather", {"city": "Paris"})],
+            [ScriptedCall("send_email", {"to": "bob@example.com", "body": Ref(1)})],
+            "Sent.",
+        ],
+        _native_async_email,
     ),
 }
 """Scripts a ``sim-server NAME`` block's model endpoint plays, and what must hold afterwards."""

@@ -78,7 +78,13 @@ def test_streamed_calls_and_text_through_the_wire() -> None:
     assert bodies[0]["tools"][0] == {**to_responses_tools(TOOLS)[0]}
     assert "async" not in bodies[0]["tools"][0]
     kinds = [item.get("type", "message") for item in bodies[1]["input"]]
-    assert kinds == ["message", "function_call", "function_call", "function_call_output", "function_call_output"]
+    assert kinds == [
+        "message",
+        "function_call",
+        "function_call",
+        "function_call_output",
+        "function_call_output",
+    ]
     assert bodies[1]["input"][1]["call_id"] == ready[0].id == bodies[1]["input"][3]["call_id"]
     assert bodies[0]["stream"] is True and bodies[0]["store"] is False
 
@@ -161,7 +167,10 @@ class HeldResponsesServer(ThreadingHTTPServer):
                 half = len(call.arguments) // 2
                 for piece in (call.arguments[:half], call.arguments[half:]):
                     self.event(
-                        "response.function_call_arguments.delta", item_id=f"fc_{index}", output_index=index, delta=piece
+                        "response.function_call_arguments.delta",
+                        item_id=f"fc_{index}",
+                        output_index=index,
+                        delta=piece,
                     )
                 self.event(
                     "response.function_call_arguments.done",
@@ -169,7 +178,11 @@ class HeldResponsesServer(ThreadingHTTPServer):
                     output_index=index,
                     arguments=call.arguments,
                 )
-                self.event("response.output_item.done", output_index=index, item={**item, "arguments": call.arguments})
+                self.event(
+                    "response.output_item.done",
+                    output_index=index,
+                    item={**item, "arguments": call.arguments},
+                )
 
             def event(self, kind: str, **fields: Any) -> None:
                 data = json.dumps({"type": kind, "sequence_number": 0, **fields})
@@ -323,13 +336,20 @@ def test_native_async_round_trip_with_a_dependent_call() -> None:
         gate["loop"].call_soon_threadsafe(gate["open"].set)
         return [ScriptedCall("send_email", {"to": "me@x.y", "body": Ref(1, ".temp")})]
 
-    turns: list[Any] = [[ScriptedCall("get_weather", {"city": "Paris"})], step_2, "Sent: 21 degrees.", "Done."]
+    turns: list[Any] = [
+        [ScriptedCall("get_weather", {"city": "Paris"})],
+        step_2,
+        "Sent: 21 degrees.",
+        "Done.",
+    ]
     with SimServer(turns) as srv:
 
         async def go() -> Any:
             gate["open"], gate["loop"] = asyncio.Event(), asyncio.get_running_loop()
             model = OpenAIResponsesModel("sim", base_url=srv.base_url, native_async_tools=True)
-            async with Agent(model, [get_weather, send_email], mode="async", grace_s=0, revise="always") as agent:
+            async with Agent(
+                model, [get_weather, send_email], mode="async", grace_s=0, revise="always"
+            ) as agent:
                 return await agent.run("weather in Paris, then mail it to me")
 
         result = asyncio.run(go())
@@ -353,7 +373,11 @@ def test_native_async_round_trip_with_a_dependent_call() -> None:
     last = bodies[-1]["input"]
     outputs = [i for i in last if i.get("type") == "function_call_output"]
     call_ids = [i["call_id"] for i in last if i.get("type") == "function_call"]
-    assert sorted(o["call_id"] for o in outputs) == sorted(call_ids) == sorted([weather.tool_call_id, email.tool_call_id])
+    assert (
+        sorted(o["call_id"] for o in outputs)
+        == sorted(call_ids)
+        == sorted([weather.tool_call_id, email.tool_call_id])
+    )
     weather_output = next(o for o in outputs if o["call_id"] == weather.tool_call_id)
     assert json.loads(weather_output["output"]) == {"city": "Paris", "temp": 21}
     assert last.index(weather_output) > call_ids.index(email.tool_call_id)  # after the later call

@@ -48,11 +48,22 @@ def _mode_table(title: str, data: dict[str, Any]) -> Table:
 
 
 def cmd_bench_synthetic(args: argparse.Namespace) -> int:
-    from .synthetic import Workload, run_synthetic, run_synthetic_server
+    from .synthetic import WIRES, Workload, run_synthetic, run_synthetic_server
 
     workload = Workload(chains=args.chains, length=args.length, delay_s=args.delay, decode_s=args.decode)
     if args.server:
-        data = asyncio.run(run_synthetic_server(workload, args.modes))
+        wires = [w.strip() for w in args.wire.split(",") if w.strip()] or ["chat"]
+        unknown = [w for w in wires if w not in WIRES]
+        if unknown:
+            out.print(f"unknown --wire {', '.join(unknown)}: choose from {', '.join(WIRES)}")
+            return 2
+        data = asyncio.run(run_synthetic_server(workload, args.modes, wires[0]))
+        if len(wires) > 1:  # the first wire's figures stay where they were; the others beside them
+            data["wires"] = {wires[0]: _wire_summary(data)}
+            for wire in wires[1:]:
+                other = asyncio.run(run_synthetic_server(workload, args.modes, wire))
+                data["wires"][wire] = _wire_summary(other)
+                data["consistent"] = data["consistent"] and other["consistent"]
     else:
         data = asyncio.run(run_synthetic(workload, args.modes, executor=args.executor))
     if args.trace_dir:
@@ -80,10 +91,21 @@ def cmd_bench_synthetic(args: argparse.Namespace) -> int:
         )
         if "adapter_overhead_ms" in data:
             out.print(f"adapter overhead per request: {data['adapter_overhead_ms']:.2f} ms")
+        for wire, summary in data.get("wires", {}).items():
+            speedups = ", ".join(f"{m} {v:.2f}x" for m, v in summary["speedup"].items())
+            out.print(
+                f"wire {wire}: speedup vs sync {speedups}; adapter overhead {summary['adapter_overhead_ms']:.2f} ms"
+            )
         out.print(
             "all modes agree on results and state" if data["consistent"] else "[red]modes DISAGREE[/red]"
         )
     return 0 if data["consistent"] else 1
+
+
+def _wire_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """One wire's figures of a ``synthetic --server`` run, to set beside another wire's."""
+    keys = ("transport", "modes", "speedup", "async_vs_ideal", "efficiency", "adapter_overhead_ms", "consistent")
+    return {k: data[k] for k in keys if k in data}
 
 
 def _ints(text: str) -> list[int]:
@@ -344,6 +366,12 @@ def add_bench(sub: Any) -> None:
         "--server",
         action="store_true",
         help="go through the simulated-decode HTTP server and the OpenAI adapter",
+    )
+    syn.add_argument(
+        "--wire",
+        default="chat",
+        help="with --server: chat, responses or responses-native (native async tools), or several "
+        "comma-separated (the first one's figures on top, each one's under 'wires'); default chat",
     )
     syn.add_argument("--trace-dir", help="write one Chrome trace JSON per mode here")
     syn.add_argument("--plot", help="write a timeline PNG of all modes here")

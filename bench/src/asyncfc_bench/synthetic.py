@@ -159,8 +159,16 @@ async def run_synthetic(
     return out
 
 
-async def run_synthetic_server(workload: Workload, modes: Sequence[ModeName] = MODES) -> dict[str, Any]:
-    """The same workload through real HTTP: the simulated-decode server and the OpenAI adapter.
+WIRES = ("chat", "responses", "responses-native")
+"""``--wire`` choices: chat completions, the Responses API, the Responses API with native
+async tools (``async: true``; asyncfc's async mode then sends no placeholders)."""
+
+
+async def run_synthetic_server(
+    workload: Workload, modes: Sequence[ModeName] = MODES, wire: str = "chat"
+) -> dict[str, Any]:
+    """The same workload through real HTTP: the simulated-decode server and the OpenAI adapter
+    of ``wire`` (one of :data:`WIRES`).
 
     Decode is paced in tokens (4 characters each) at the rate that makes one first-level
     call take ``decode_s``. The same pacing is replayed in-process with a
@@ -168,18 +176,26 @@ async def run_synthetic_server(workload: Workload, modes: Sequence[ModeName] = M
     overhead (SDK, HTTP, SSE parsing), reported as ``adapter_overhead_ms``.
     """
     from asyncfc.models.openai_chat import OpenAIChatModel
+    from asyncfc.models.openai_responses import OpenAIResponsesModel
     from asyncfc.testing.scripted import tokens_of
     from asyncfc.testing.simserver import SimServer
 
     first = json.dumps({"chain": 0, "index": 0, "previous": 0})
     rate = tokens_of("step" + first) / workload.decode_s
     servers: list[SimServer] = []
-    models: list[OpenAIChatModel] = []
+    models: list[OpenAIChatModel | OpenAIResponsesModel] = []
+    if wire not in WIRES:
+        raise ValueError(f"unknown wire {wire!r}: one of {', '.join(WIRES)}")
 
     def through_server() -> Model:
         server = SimServer(workload.turns(), tokens_per_s=rate).start()
         servers.append(server)
-        model = OpenAIChatModel("sim-model", base_url=server.base_url)
+        model: OpenAIChatModel | OpenAIResponsesModel
+        if wire == "chat":
+            model = OpenAIChatModel("sim-model", base_url=server.base_url)
+        else:
+            native = wire == "responses-native"
+            model = OpenAIResponsesModel("sim-model", base_url=server.base_url, native_async_tools=native)
         models.append(model)
         return model
 
@@ -197,7 +213,8 @@ async def run_synthetic_server(workload: Workload, modes: Sequence[ModeName] = M
         (data["modes"][m]["model_s"] - local["modes"][m]["model_s"]) / data["modes"][m]["steps"]
         for m in data["modes"]
     ]
-    data["transport"] = "http+openai-sdk"
+    data["transport"] = "http+openai-sdk" if wire == "chat" else "http+openai-sdk+responses"
+    data["wire"] = wire
     data["tokens_per_s"] = round(rate, 1)
     data["in_process_modes"] = local["modes"]
     data["adapter_overhead_ms"] = round(1000 * sum(overheads) / len(overheads), 3)
