@@ -104,7 +104,15 @@ def cmd_bench_synthetic(args: argparse.Namespace) -> int:
 
 def _wire_summary(data: dict[str, Any]) -> dict[str, Any]:
     """One wire's figures of a ``synthetic --server`` run, to set beside another wire's."""
-    keys = ("transport", "modes", "speedup", "async_vs_ideal", "efficiency", "adapter_overhead_ms", "consistent")
+    keys = (
+        "transport",
+        "modes",
+        "speedup",
+        "async_vs_ideal",
+        "efficiency",
+        "adapter_overhead_ms",
+        "consistent",
+    )
     return {k: data[k] for k in keys if k in data}
 
 
