@@ -20,9 +20,11 @@ import contextlib
 import functools
 import json
 import os
+import socket
+import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -369,6 +371,49 @@ async def test_tasks_both_ways_with_a_future_passed_on(tmp_path: Path) -> None:
         assert double["value"] == {"x": 9, "double": 18}
         done = await until_terminal(client, "fut_1")
         assert done.result is not None and body(done.result)["value"] == {"x": 3, "square": 9}
+
+
+@contextlib.contextmanager
+def http_jobs(log: Path) -> Iterator[str]:
+    """jobs.py over streamable HTTP (a 2026-07-28 server: no sessions, tasks by id)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    cmd = [sys.executable, str(JOBS), "--delay", str(DELAY), "--log", str(log), "--http", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + DEADLINE_S
+        while True:
+            assert proc.poll() is None, f"jobs.py exited with {proc.returncode}"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < end, "jobs.py never listened"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_the_proxy_follows_tasks_of_an_http_upstream(tmp_path: Path) -> None:
+    log = tmp_path / "jobs.jsonl"
+    with http_jobs(log) as url:
+
+        async def main() -> Any:
+            async with connect(_proxy(url), tasks=False) as client:
+                assert body(await client.call_tool("square", {"x": 5}))["status"] == "pending"
+                return body(await client.call_tool("await_future", {"ids": ["fut_1"]}))
+
+        got = asyncio.run(main())
+    assert got == {"future": "fut_1", "status": "resolved", "value": {"x": 5, "square": 25}}
+    events = _log(log)
+    assert [e["event"] for e in events if e["event"] in ("started", "finished")] == ["started", "finished"]
+    assert any(e["event"] == "polled" and e["status"] == "completed" for e in events)
 
 
 FASTMCP_TASKS_PYTHON = os.environ.get("ASYNCFC_FASTMCP_TASKS_PYTHON")

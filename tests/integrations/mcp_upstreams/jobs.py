@@ -9,7 +9,8 @@ then ``completed`` with the ``CallToolResult`` (``isError`` for a tool error) or
 ``cancelled``; ``tasks/cancel`` cancels the work. A request without the extension gets the
 plain result after the work is done.
 
-``python jobs.py [--delay S] [--log FILE]``: stdio. ``--log`` appends one JSON line per
+``python jobs.py [--delay S] [--log FILE] [--http PORT]``: stdio, or streamable HTTP on
+``127.0.0.1:PORT/mcp``. ``--log`` appends one JSON line per
 event (``started``, ``finished``, ``cancelled``, ``polled``) so tests observe the upstream's
 side without timing it.
 
@@ -187,13 +188,21 @@ def build(delay: float, log: str | None) -> Server[Any]:
 
 
 async def main() -> None:
-    from mcp.server.stdio import stdio_server
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--delay", type=float, default=0.8)
     parser.add_argument("--log", default=None)
+    parser.add_argument("--http", type=int, default=None, help="serve streamable HTTP on this port")
     args = parser.parse_args()
     server = build(args.delay, args.log)
+    if args.http is not None:
+        import uvicorn
+
+        app = server.streamable_http_app(streamable_http_path="/mcp", host="127.0.0.1")
+        config = uvicorn.Config(app, host="127.0.0.1", port=args.http, log_level="warning", lifespan="on")
+        await uvicorn.Server(config).serve()
+        return
+    from mcp.server.stdio import stdio_server
+
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
 

@@ -34,7 +34,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import anyio
 import mcp.types as mt
@@ -129,11 +129,14 @@ class UpdateTaskParams(mt.RequestParams):
 
 
 class _GetTask(mt.Request[GetTaskParams, Literal["tasks/get"]]):
+    name_param: ClassVar[str | None] = "taskId"
+    """Over streamable HTTP the SDK mirrors it into the ``Mcp-Name`` header, as the extension requires."""
     method: Literal["tasks/get"] = "tasks/get"
     params: GetTaskParams
 
 
 class _CancelTask(mt.Request[CancelTaskParams, Literal["tasks/cancel"]]):
+    name_param: ClassVar[str | None] = "taskId"
     method: Literal["tasks/cancel"] = "tasks/cancel"
     params: CancelTaskParams
 
