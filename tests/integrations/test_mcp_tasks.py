@@ -110,6 +110,15 @@ class CancelTask(mt.Request[TaskParams, Literal["tasks/cancel"]]):
     params: TaskParams
 
 
+class UpdateParams(TaskParams):
+    input_responses: dict[str, Any]
+
+
+class UpdateTask(mt.Request[UpdateParams, Literal["tasks/update"]]):
+    method: Literal["tasks/update"] = "tasks/update"
+    params: UpdateParams
+
+
 async def _not_followed(result: TaskCreated, ctx: ClaimContext) -> mt.CallToolResult:
     raise AssertionError("the tests read task results themselves (allow_claimed=True)")
 
@@ -261,6 +270,14 @@ async def test_tasks_cancel_cancels_the_call_and_its_upstream_request() -> None:
         while not await upstream_saw_it():
             assert time.monotonic() < end, "the upstream call was never cancelled"
             await asyncio.sleep(0.05)
+        # tasks/update is acknowledged (the proxy's tasks never ask for input); unknown ids are errors
+        update = UpdateTask(params=UpdateParams(task_id=hung.task_id, input_responses={}))
+        assert isinstance(await client.session.send_request(update, mt.EmptyResult), mt.EmptyResult)
+        with pytest.raises(MCPError) as err:
+            await client.session.send_request(
+                UpdateTask(params=UpdateParams(task_id="nope", input_responses={})), mt.EmptyResult
+            )
+        assert err.value.error.code == mt.INVALID_PARAMS
         # cancelling a finished task is acknowledged and changes nothing
         await client.session.send_request(CancelTask(params=TaskParams(task_id=hung.task_id)), mt.EmptyResult)
         assert (await get(client, hung.task_id)).status == "cancelled"

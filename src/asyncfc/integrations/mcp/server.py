@@ -208,17 +208,21 @@ class Proxy:
         """One ``tools/call`` of session ``key``; ``report`` forwards upstream progress to the client."""
         try:
             rt = self.sessions.get(key)
+            origin = Origin(report=report)
             if name == AWAIT_TOOL:
                 reply = await self._await(rt, arguments)
             else:
-                reply = await self._call(rt, name, arguments, report)
+                reply = await self._call(rt, name, arguments, report, origin)
         except SessionClosedError:
             return _text_result(
                 '{"error": {"type": "cancelled", "message": "this MCP session is closed"}}', True
             )
         call = reply.call
         failed = call is not None and call.done and call.error is not None
-        return _text_result(reply.text, failed)
+        result = _text_result(reply.text, failed)
+        if failed and origin.error_structured is not None:
+            result.structured_content = origin.error_structured  # the upstream's, kept whole
+        return result
 
     async def call_tool_task(
         self, key: str, name: str, arguments: Mapping[str, Any], report: Any
@@ -239,8 +243,10 @@ class Proxy:
             origin.open = False  # a task reports no progress (the extension has none)
             ORIGIN.reset(token)
 
-    async def _call(self, rt: Runtime, name: str, arguments: Mapping[str, Any], report: Any) -> Reply:
-        origin = Origin(report=report)
+    async def _call(
+        self, rt: Runtime, name: str, arguments: Mapping[str, Any], report: Any, origin: Origin | None = None
+    ) -> Reply:
+        origin = origin or Origin(report=report)
         tool_call_id = self.sessions.new_tool_call_id()
         token = ORIGIN.set(origin)
         try:
@@ -311,8 +317,8 @@ class Proxy:
             return mt.EmptyResult()
 
         async def on_update(ctx: Any, params: UpdateTaskParams) -> mt.EmptyResult:
-            self.tasks.get(checked(ctx), params.task_id)  # unknown ids are an error
-            return mt.EmptyResult()  # the proxy's tasks never ask for input: nothing to take
+            self.tasks.update(checked(ctx), params.task_id)
+            return mt.EmptyResult()
 
         server.extensions[TASKS_EXTENSION] = {}
         server.add_request_handler("tasks/get", GetTaskParams, on_get)

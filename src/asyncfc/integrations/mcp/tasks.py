@@ -211,6 +211,11 @@ class TaskBoard:
         """``tasks/get``: the task's status, with its result once resolved."""
         return self._view(self._find(key, task_id), deliver=True)
 
+    def update(self, key: str, task_id: str) -> None:
+        """``tasks/update``: the proxy's tasks never ask for input, so there is nothing to take
+        (an unknown id is still an error); it delivers nothing."""
+        self._find(key, task_id)
+
     def cancel(self, key: str, task_id: str) -> None:
         """``tasks/cancel``: cancel the call (eventually consistent: a finished call stays finished)."""
         task = self._find(key, task_id)
