@@ -377,6 +377,23 @@ async def test_cancelling_the_future_cancels_the_upstream_task(tmp_path: Path) -
 
 
 @sync
+async def test_a_timed_out_call_cancels_its_upstream_task(tmp_path: Path) -> None:
+    log = tmp_path / "jobs.jsonl"
+    annotations = tmp_path / "tools.toml"
+    annotations.write_text("[tools.hold]\ntimeout = 0.5\n", encoding="utf-8")
+    jobs = f"{sys.executable} {JOBS} --delay {DELAY} --log {log}"
+    async with connect(_proxy(jobs, annotations=annotations), tasks=False) as client:
+        assert body(await client.call_tool("hold", {"tag": "t"}))["status"] == "pending"
+        got = body(await client.call_tool("await_future", {"ids": ["fut_1"]}))
+        assert got["status"] == "failed" and got["error"]["type"] == "timeout", got
+        await wait_until(
+            lambda: any(e["event"] == "cancelled" and e["tool"] == "hold" for e in _log(log)),
+            "the upstream cancelled the timed-out task",
+        )
+    assert any(e["event"] == "cancel_requested" for e in _log(log))
+
+
+@sync
 async def test_tasks_both_ways_with_a_future_passed_on(tmp_path: Path) -> None:
     log = tmp_path / "jobs.jsonl"
     jobs = f"{sys.executable} {JOBS} --delay {DELAY} --log {log}"
