@@ -2,7 +2,8 @@
 
 ``python shop.py [--role shop|files] [--http PORT] [--name NAME] [--delay S]``: stdio by
 default. The shop has slow read-only lookups, a state-changing tool, a tool that fails,
-one that hangs, one that reports progress, one without annotations and one that kills
+one that hangs, one that fails with a long JSON error and structured
+content, one that reports progress, one without annotations and one that kills
 the server; the files server has per-path writes and a tool that stalls past its timeout.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import time
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 READ_ONLY = ToolAnnotations(read_only_hint=True)
 WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False)
@@ -60,6 +62,26 @@ def build(name: str, delay: float) -> MCPServer:
     def fail(reason: str) -> str:
         """Always fails."""
         raise ToolError(f"refused: {reason}")
+
+    @server.tool(annotations=WRITES)
+    def book_reservation(passengers: int) -> CallToolResult:
+        """Books seats; more than 5 passengers fail with a long JSON error and structured content."""
+        if passengers <= 5:
+            return CallToolResult(content=[TextContent(type="text", text="booked")])
+        detail = {
+            "error": "too many passengers",
+            "limit": 5,
+            "passengers": [
+                {"first_name": f"Passenger{i}", "last_name": "Longname" * 12, "dob": "1990-01-01"}
+                for i in range(passengers)
+            ],
+            "policy": "A reservation holds at most five passengers. " * 30,
+        }
+        return CallToolResult(
+            content=[TextContent(type="text", text=json.dumps(detail))],
+            structured_content=detail,
+            is_error=True,
+        )
 
     @server.tool(annotations=READ_ONLY)
     async def hang(tag: str) -> str:

@@ -52,7 +52,14 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 class UpstreamToolError(AsyncFCError):
-    """The upstream server answered the call with ``isError`` or a JSON-RPC error."""
+    """The upstream server answered the call with ``isError`` or a JSON-RPC error.
+
+    ``structured`` is the error result's ``structuredContent`` (None: it had none).
+    """
+
+    def __init__(self, message: str, structured: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.structured = structured
 
 
 class UpstreamUnavailable(AsyncFCError):
@@ -111,6 +118,8 @@ class Origin:
     report: ProgressFn | None = None
     open: bool = True
     """False once the request has been answered: later progress has nowhere to go."""
+    error_structured: dict[str, Any] | None = None
+    """The ``structuredContent`` of the upstream's error result, when the call failed with one."""
 
     async def progress(self, progress: float, total: float | None, message: str | None) -> None:
         if self.open and self.report is not None:
@@ -287,7 +296,7 @@ class Upstream:
                 raise UpstreamUnavailable(f"cannot reach upstream {self.name!r}: {_describe(exc)}") from None
             raise
         if result.is_error:
-            raise UpstreamToolError(_error_text(result, tool.name))
+            raise UpstreamToolError(_error_text(result, tool.name), result.structured_content)
         return result_value(result, tool.output_schema)
 
 
@@ -417,7 +426,12 @@ def _forwarder(upstream: Upstream, tool: mt.Tool) -> Callable[..., Awaitable[Any
 
     async def forward(**arguments: Any) -> Any:
         origin = ORIGIN.get()
-        return await upstream.call(tool, arguments, origin.progress if origin is not None else None)
+        try:
+            return await upstream.call(tool, arguments, origin.progress if origin is not None else None)
+        except UpstreamToolError as exc:
+            if origin is not None and exc.structured is not None:
+                origin.error_structured = exc.structured  # the proxy's error result keeps it
+            raise
 
     forward.__name__ = tool.name
     return forward
