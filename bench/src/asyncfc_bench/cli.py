@@ -437,6 +437,10 @@ def add_bench(sub: Any) -> None:
 
     add_peers(bench)
 
+    from .subagents import add_parser as add_subagents
+
+    add_subagents(bench)
+
     prx = bench.add_parser(
         "proxy", help="per-call cost of asyncfc mcp serve over calling the same MCP upstream directly"
     )
