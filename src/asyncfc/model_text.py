@@ -16,6 +16,7 @@ later one under ``resolved_earlier``. Nothing is ever JSON inside a JSON string.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -47,6 +48,8 @@ __all__ = [
     "placeholder",
     "repeat_note",
     "resolved",
+    "shorten_json",
+    "shorten_message",
     "task_status",
     "unknown_future",
     "with_earlier",
@@ -94,11 +97,76 @@ can be megabytes, and every later prompt would carry it; ``call.error`` keeps it
 
 
 def error_json(error: CallError) -> dict[str, Any]:
-    """A failure as the model reads it, with at most :data:`MAX_ERROR_CHARS` of its message."""
-    text = error.message
-    if len(text) > MAX_ERROR_CHARS:
-        text = text[:MAX_ERROR_CHARS] + f"... [truncated: {len(text):,} characters in all]"
-    return {"error": {"type": error.kind.value, "message": text}}
+    """A failure as the model reads it, with at most :data:`MAX_ERROR_CHARS` of its message
+    (about that many: see :func:`shorten_message`)."""
+    return {"error": {"type": error.kind.value, "message": shorten_message(error.message)}}
+
+
+def _cut_marker(total: int, unit: str) -> str:
+    return f"... [truncated: {total:,} {unit} in all]"
+
+
+def shorten_message(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` if it fits in ``limit`` characters, else a shorter form the model can still read.
+
+    A message that ends with a JSON object or array (an upstream MCP server's error, after
+    ``"t raised UpstreamToolError: "``) is shortened inside its values (:func:`shorten_json`),
+    so it stays valid JSON; any other text is cut at ``limit`` with a marker.
+    """
+    if len(text) <= limit:
+        return text
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    if starts:
+        start = min(starts)
+        try:
+            value = json.loads(text[start:])
+        except (ValueError, RecursionError):
+            value = None
+        if isinstance(value, dict | list):
+            return text[:start] + shorten_json(value, max(limit - start, 200))
+    return text[:limit] + _cut_marker(len(text), "characters")
+
+
+_STRING_CAPS = (1000, 400, 160, 60, 20)
+_ITEM_CAPS = (50, 20, 8, 3, 1)
+
+
+def shorten_json(value: Any, limit: int) -> str:
+    """``value`` as JSON text of about ``limit`` characters at most, still valid JSON.
+
+    Long strings are cut with a marker (``"abc... [truncated: 9,000 characters in all]"``),
+    long arrays keep their first items and a marker string, objects their first keys and a
+    ``"..."`` key. What is kept shrinks step by step until the text fits; a value too wide
+    to fit even at the last step (thousands of keys) comes back longer than ``limit``.
+    """
+    text = dumps(value)
+    if len(text) <= limit:
+        return text
+    for strings, items in zip(_STRING_CAPS, _ITEM_CAPS, strict=True):
+        text = dumps(_shorten_value(value, strings, items))
+        if len(text) <= limit:
+            return text
+    return text
+
+
+def _shorten_value(value: Any, strings: int, items: int) -> Any:
+    # recursive: the value came from json.loads, whose own recursion bounded its depth
+    if isinstance(value, str):
+        return value if len(value) <= strings else value[:strings] + _cut_marker(len(value), "characters")
+    if isinstance(value, list):
+        kept = [_shorten_value(v, strings, items) for v in value[:items]]
+        if len(value) > items:
+            kept.append(_cut_marker(len(value), "items"))
+        return kept
+    if isinstance(value, dict):
+        out = {
+            str(k): _shorten_value(v, strings, items)
+            for k, v in itertools.islice(value.items(), max(items, 8))
+        }
+        if len(value) > len(out):
+            out["..."] = _cut_marker(len(value), "keys")
+        return out
+    return value
 
 
 # -- future objects --------------------------------------------------------------------
