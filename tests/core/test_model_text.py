@@ -15,6 +15,8 @@ from asyncfc.model_text import (
     failed,
     placeholder,
     resolved,
+    shorten_json,
+    shorten_message,
     unknown_future,
     with_earlier,
 )
@@ -48,6 +50,22 @@ def test_long_error_messages_are_cut_for_the_model_only() -> None:
     assert shown.startswith("x" * MAX_ERROR_CHARS)
     assert "10,000 characters in all" in shown
     assert len(error.message) == 10_000
+
+
+def test_long_json_errors_are_shortened_inside_their_values() -> None:
+    detail = {"error": "refused", "items": list(range(500)), "why": "y" * 5000, "n": None}
+    text = "t raised UpstreamToolError: " + json.dumps(detail)
+    shown = shorten_message(text)
+    assert len(shown) <= MAX_ERROR_CHARS and shown.startswith("t raised UpstreamToolError: {")
+    value = json.loads(shown[shown.index("{") :])
+    assert value["error"] == "refused" and value["n"] is None
+    assert value["why"].endswith("[truncated: 5,000 characters in all]")
+    assert value["items"][:3] == [0, 1, 2] and value["items"][-1] == "... [truncated: 500 items in all]"
+    wide = {f"k{i}": i for i in range(1000)}
+    assert json.loads(shorten_json(wide, 200))["..."] == "... [truncated: 1,000 keys in all]"
+    assert shorten_message("short {") == "short {"
+    # text that only looks like it ends with JSON is cut as text
+    assert shorten_message("x {" + "z" * 3000).endswith("[truncated: 3,003 characters in all]")
 
 
 def test_values_ride_along_an_array_as_more_of_the_array() -> None:
