@@ -72,7 +72,9 @@ def to_responses_input(messages: Sequence[Message]) -> list[dict[str, Any]]:
             out.append({"type": "function_call_output", "call_id": m.tool_call_id or "", "output": m.content})
             continue
         if m.content or not m.tool_calls:
-            out.append({"role": m.role, "content": m.content})
+            out.append(
+                {"type": "message", "role": m.role, "content": m.content}
+            )  # llama-server wants the type
         for c in m.tool_calls:
             out.append(
                 {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments or "{}"}
