@@ -245,7 +245,51 @@ def render_bfcl(out: dict[str, Any]) -> str:
     return f"{head}\n\n{table}\n\n{tail}"
 
 
+def render_subagents(out: dict[str, Any]) -> str:
+    config = out.get("config", {})
+    speedup = out.get("speedup", {})
+    rows = []
+    for mode, d in out["modes"].items():
+        s = speedup.get(mode, {})
+        rows.append(
+            [
+                f"`{mode}`",
+                f"{d['passed']} / {out['tasks']}",
+                _num(d["mean_wall_s"], 2),
+                _num(d.get("mean_steps"), 1),
+                _num(d.get("mean_calls"), 1),
+                "1.00x" if mode == "sync" else f"{_speed(s.get('mean'))} {_ci(s.get('ci95'))}",
+                "–" if mode == "sync" else _num(out.get("mcnemar_p", {}).get(mode), 2),
+            ]
+        )
+    if config.get("model") == "sim":
+        where = (
+            f"the simulated-decode server (first token {config.get('ttft_s')} s, "
+            f"{config.get('tokens_per_s')} tokens/s, concurrent requests decoded concurrently)"
+        )
+    else:
+        where = (
+            f"the embedded {config.get('size', '?')} model (llama-server, {config.get('decode_slots')} slot)"
+        )
+    head = (
+        f"{out['tasks']} composed requests of {', '.join(map(str, config.get('subquestions', [])))} "
+        f"sub-questions each, on {where}; lookups take {config.get('lookup_latency_s')} s."
+    )
+    table = _table(
+        ["mode", "passed", "mean wall s", "model steps", "calls", "speedup vs sync [95% CI]", "McNemar p"],
+        rows,
+    )
+    tail = (
+        f"Ideal speedup {_speed(out.get('ideal_speedup'))} (every sub-agent overlapped), efficiency "
+        f"{_num(out.get('efficiency'))}; identical judgement in every mode: "
+        f"{_num(out.get('identical_judgement'))}."
+    )
+    return f"{head}\n\n{table}\n\n{tail}"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "subagents-sim": render_subagents,
+    "subagents-local": render_subagents,
     "bfcl-replay": render_bfcl,
     "synthetic": render_synthetic,
     "synthetic-server": render_synthetic,
