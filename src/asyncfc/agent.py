@@ -3,7 +3,8 @@
 * ``sync``: the classic loop; each call runs to completion before the next one.
 * ``parallel``: classic parallel function calling; the calls of one model step run
   concurrently, the next step waits for all of them.
-* ``async``: every call returns a placeholder unless it finishes within the grace window,
+* ``async``: every call returns a placeholder unless it finishes within its grace (the
+  grace policy's choice, :mod:`asyncfc.grace`),
   and runs in the background as the scheduler allows; resolved values reach the model at
   turn boundaries (``append``, ``rewrite`` or ``synthetic_await`` delivery) or through the
   ``await_future`` tool. Before a final answer is accepted, every pending future of the
@@ -35,6 +36,7 @@ from .errors import (
 )
 from .executors import Executor, ExecutorKind, make_executor
 from .futures import dumps
+from .grace import GraceOption, grace_policy
 from .mode import Mode
 from .model_text import (
     ANSWER_NOW,
@@ -60,7 +62,6 @@ from .models.base import (
 )
 from .revise import POLICIES, Revise, revision_needed
 from .runtime import (
-    DEFAULT_GRACE_S,
     Runtime,
     check_options,
     tool_table,
@@ -128,7 +129,8 @@ class Agent:
         *,
         mode: Mode | str = Mode.ASYNC,
         delivery: Delivery = "append",
-        grace_s: float = DEFAULT_GRACE_S,
+        grace: GraceOption = "auto",
+        grace_s: float | None = None,
         system_prompt: str | None = None,
         async_instructions: str = ASYNC_INSTRUCTIONS,
         stream: bool = True,
@@ -153,12 +155,14 @@ class Agent:
         check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
         check_choice("revise policy", revise, POLICIES)
         check_options(grace_s, max_result_chars, max_session_concurrency, "max_session_concurrency")
+        grace_policy(grace, grace_s)  # refused here, not at the first session
         check_number("max_steps", max_steps, 1, integer=True)
         check_number("max_revisions", max_revisions, 0, integer=True)
         self.model = model
         self.tools: dict[str, Tool] = {}
         self.set_tools(tools)
         self.delivery: Delivery = delivery
+        self.grace: GraceOption = grace
         self.grace_s = grace_s
         self.system_prompt = system_prompt
         self.async_instructions = async_instructions
@@ -293,6 +297,7 @@ class Session:
             agent.tools,
             mode=agent.mode,
             executor=agent.executor,
+            grace=agent.grace,
             grace_s=agent.grace_s,
             max_result_chars=agent.max_result_chars,
             max_concurrency=agent.max_session_concurrency,

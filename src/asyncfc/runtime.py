@@ -2,7 +2,8 @@
 tool call) drives.
 
 A host submits a call and gets back the text of its tool message: the value when the call
-finishes within the *grace window*, otherwise a placeholder naming its future. Values of
+finishes within its *grace* (how long the runtime's grace policy, :mod:`asyncfc.grace`,
+lets it wait), otherwise a placeholder naming its future. Values of
 calls answered with a placeholder are handed over later, exactly once: piggybacked on a
 later tool message (:meth:`Runtime.call`), at a turn boundary (:meth:`Runtime.take_ready`),
 through the ``await_future`` tool, or when the host settles the user turn.
@@ -11,7 +12,7 @@ through the ``await_future`` tool, or when the host settles the user turn.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -23,6 +24,7 @@ from .errors import (
 )
 from .executors import Executor, ThreadExecutor
 from .futures import as_text, dumps, future_id, future_seq
+from .grace import DEFAULT_GRACE_S, Grace, GraceOption, grace_policy
 from .mode import Mode
 from .model_text import (
     ASYNC_INSTRUCTIONS,
@@ -45,14 +47,6 @@ from .trace import Trace
 
 __all__ = ["DEFAULT_GRACE_S", "Reply", "Runtime"]
 
-DEFAULT_GRACE_S = 0.5
-"""How long a call may take and still be answered with its value instead of a placeholder.
-
-Chosen by measurement on the embedded model: a placeholder for a quick call (a database
-read, a file write, an email: 0.05-0.3 s) costs the model an extra step to await it (2-4 s
-on a CPU, about a second on hosted models), far more than waiting half a second. Tools that
-pay at most the window once per model step that emits them."""
-
 
 @dataclass
 class Reply:
@@ -74,7 +68,8 @@ class Runtime:
         *,
         mode: Mode | str = Mode.ASYNC,
         executor: Executor | None = None,
-        grace_s: float = DEFAULT_GRACE_S,
+        grace: GraceOption = "auto",
+        grace_s: float | None = None,
         max_result_chars: int | None = None,
         max_concurrency: int | None = None,
         default_timeout: float | None = 60.0,
@@ -84,11 +79,14 @@ class Runtime:
         self.mode = Mode.of(mode)
         """The one mode of this conversation: the scheduler orders calls by it, whoever submits them."""
         check_options(grace_s, max_result_chars, max_concurrency)
+        self.grace: Grace = grace_policy(grace, grace_s)
+        """Until when :meth:`answer` waits for a value in async mode (see :mod:`asyncfc.grace`)."""
         if isinstance(tools, Mapping):
             self.tools = tools  # shared with the host, which may change it between turns
         else:
             self.tools = tool_table(tools)
         self.grace_s = grace_s
+        """The fixed window given as ``grace_s`` (None: the window is ``grace``'s to choose)."""
         self.max_result_chars = max_result_chars
         self.instructions = instructions if self.mode.shows_futures else ""
         self._owns_executor = executor is None
@@ -103,7 +101,7 @@ class Runtime:
             self.trace,
             self.mode,
             max_concurrency=max_concurrency,
-            on_resolved=self._resolved.append,
+            on_resolved=_on_resolved(self._resolved, self.grace),
         )
         self._placeheld: dict[Call, int] = {}
         """Calls answered with a placeholder and not delivered yet, with the order they came in."""
@@ -138,14 +136,14 @@ class Runtime:
     async def answer(self, call: Call) -> str:
         """The tool-message text of a submitted call.
 
-        Sync and parallel modes wait for the value. Async mode waits at most until the grace
-        window since the call was emitted has passed, then answers with a placeholder.
+        Sync and parallel modes wait for the value. Async mode waits at most until the time
+        the grace policy names (:mod:`asyncfc.grace`), then answers with a placeholder.
         """
         if not call.done:
             if not self.mode.shows_futures:
                 await call.future.wait()
             else:
-                left = call.emitted_at + self.grace_s - self.trace.now()
+                left = self.grace.until(call, self) - self.trace.now()
                 if left > 0:
                     await call.future.wait(left)
         note = self._repeat_note(call)
@@ -156,6 +154,7 @@ class Runtime:
             body = self.deliver(call)
         else:
             self._hold(call)
+            self.grace.placeheld(call)
             body = placeholder(call.id, self._output_example(call))
         if note:
             body["note"] = note
@@ -261,6 +260,7 @@ class Runtime:
             return bad_await(), []
         t0 = self.trace.now()
         named = [(fid, self._lookup_call(fid)) for fid in ids]
+        self.grace.awaited([c for _, c in named if c is not None])
         for _, call in named:  # wait for all first: a cancelled await has delivered nothing
             if call is not None:
                 await call.future.wait()
@@ -321,15 +321,26 @@ class Runtime:
         await self.aclose()
 
 
+def _on_resolved(resolved: list[Call], grace: Grace) -> Callable[[Call], None]:
+    """The scheduler's hook: note the call for the next turn boundary and let the grace
+    policy learn from it (a closure over the two, not the runtime: no reference cycle)."""
+
+    def on_resolved(call: Call) -> None:
+        resolved.append(call)
+        grace.finished(call)
+
+    return on_resolved
+
+
 def check_options(
-    grace_s: float,
+    grace_s: float | None,
     max_result_chars: int | None,
     max_concurrency: int | None,
     concurrency: str = "max_concurrency",
 ) -> None:
     """Raise :class:`ConfigurationError` for a runtime option out of range (``concurrency``:
     what the host calls the per-session limit)."""
-    check_number("grace_s", grace_s, 0)
+    check_number("grace_s", grace_s, 0, none=True)
     check_number("max_result_chars", max_result_chars, 1, integer=True, none=True)
     check_number(concurrency, max_concurrency, 1, integer=True, none=True)
 

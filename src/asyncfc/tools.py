@@ -64,6 +64,9 @@ class Tool:
     timeout: float | None = None
     idempotent: bool = False
     """Safe to run again after a lost worker (executors retry only such tools)."""
+    latency_s: float | None = None
+    """How long one call usually takes, in seconds (a hint): until the runtime has measured
+    the tool, the cost-aware grace policy (:mod:`asyncfc.grace`) decides from it."""
     resources: Mapping[str, float] | None = None
     """What one call needs from a cluster executor, e.g. ``{"num_cpus": 1}``."""
     args_model: type[BaseModel] | None = field(default=None, repr=False)
@@ -71,6 +74,7 @@ class Tool:
     def __post_init__(self) -> None:
         try:
             check_number("timeout", self.timeout, 0, above=True, none=True)
+            check_number("latency_s", self.latency_s, 0, none=True)
         except ConfigurationError as exc:  # a tool's own annotation: a definition error
             raise ToolDefinitionError(f"tool {self.name!r}: {exc}") from None
 
@@ -283,6 +287,7 @@ def _from_function(
     timeout: float | None,
     idempotent: bool,
     resources: Mapping[str, float] | None,
+    latency_s: float | None = None,
 ) -> Tool:
     tool_name = name or fn.__name__
     summary, param_docs = _split_docstring(inspect.getdoc(fn) or "")
@@ -327,6 +332,7 @@ def _from_function(
         timeout=timeout,
         idempotent=idempotent,
         resources=resources,
+        latency_s=latency_s,
         args_model=args_model,
     )
 
@@ -347,6 +353,7 @@ def tool(
     timeout: float | None = None,
     idempotent: bool = False,
     resources: Mapping[str, float] | None = None,
+    latency_s: float | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -363,6 +370,7 @@ def tool(
     timeout: float | None = None,
     idempotent: bool = False,
     resources: Mapping[str, float] | None = None,
+    latency_s: float | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a sync or async function into a :class:`Tool`.
 
@@ -373,6 +381,8 @@ def tool(
     pydantic return type) lets the model address fields of a result it has not seen.
     ``idempotent=True`` allows an executor to run the call again after a lost worker;
     ``resources`` is what one call needs on a cluster executor (``{"num_cpus": 1}``).
+    ``latency_s`` is how long a call usually takes (a hint for the grace policy, which
+    measures the tool once it has run).
     """
 
     def wrap(f: Callable[..., Any]) -> Tool:
@@ -387,6 +397,7 @@ def tool(
             timeout=timeout,
             idempotent=idempotent,
             resources=resources,
+            latency_s=latency_s,
         )
 
     return wrap(fn) if fn is not None else wrap
@@ -403,6 +414,7 @@ def tool_from_schema(
     timeout: float | None = None,
     idempotent: bool = False,
     resources: Mapping[str, float] | None = None,
+    latency_s: float | None = None,
 ) -> Tool:
     """Build a tool from an OpenAI-style schema and the callable that executes it.
 
@@ -430,6 +442,7 @@ def tool_from_schema(
         timeout=timeout,
         idempotent=idempotent,
         resources=resources,
+        latency_s=latency_s,
     )
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asyncfc.cli.options import (
+    grace_option,
     non_negative_float,
     non_negative_int,
     parse_modes,
@@ -57,15 +58,15 @@ def cmd_bench_synthetic(args: argparse.Namespace) -> int:
         if unknown:
             out.print(f"unknown --wire {', '.join(unknown)}: choose from {', '.join(WIRES)}")
             return 2
-        data = asyncio.run(run_synthetic_server(workload, args.modes, wires[0]))
+        data = asyncio.run(run_synthetic_server(workload, args.modes, wires[0], args.grace))
         if len(wires) > 1:  # the first wire's figures stay where they were; the others beside them
             data["wires"] = {wires[0]: _wire_summary(data)}
             for wire in wires[1:]:
-                other = asyncio.run(run_synthetic_server(workload, args.modes, wire))
+                other = asyncio.run(run_synthetic_server(workload, args.modes, wire, args.grace))
                 data["wires"][wire] = _wire_summary(other)
                 data["consistent"] = data["consistent"] and other["consistent"]
     else:
-        data = asyncio.run(run_synthetic(workload, args.modes, executor=args.executor))
+        data = asyncio.run(run_synthetic(workload, args.modes, executor=args.executor, grace=args.grace))
     if args.trace_dir:
         folder = Path(args.trace_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -385,6 +386,12 @@ def add_bench(sub: Any) -> None:
     syn.add_argument("--plot", help="write a timeline PNG of all modes here")
     syn.add_argument("--json", action="store_true", help="print one JSON object")
     syn.add_argument("--executor", choices=EXECUTOR_CHOICES, default="threads", help="where tools run")
+    syn.add_argument(
+        "--grace",
+        type=grace_option,
+        default="auto",
+        help="async: auto (cost-aware, the default) or a fixed window in seconds, e.g. 0.5",
+    )
     syn.set_defaults(func=cmd_bench_synthetic)
 
     ovh = bench.add_parser("overhead", help="runtime cost per call with instant tools and model")

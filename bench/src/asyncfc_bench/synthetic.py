@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncfc.agent import Agent, RunResult
+from asyncfc.grace import GraceOption
 from asyncfc.mode import ModeName
 from asyncfc.models.base import Model
 from asyncfc.testing.scripted import Ref, ScriptedCall, ScriptedModel, Turn
@@ -113,18 +114,24 @@ async def run_synthetic(
     modes: Sequence[ModeName] = MODES,
     model_factory: Callable[[], Model] | None = None,
     executor: str = "threads",
+    grace: GraceOption = "auto",
 ) -> dict[str, Any]:
     """Run the workload once per mode and compare wall times with the ideal bound."""
     from asyncfc.executors import make_executor
 
-    out: dict[str, Any] = {"workload": workload.__dict__.copy(), "executor": executor, "modes": {}}
+    out: dict[str, Any] = {
+        "workload": workload.__dict__.copy(),
+        "executor": executor,
+        "grace": grace if isinstance(grace, (int, float, str)) else repr(grace),
+        "modes": {},
+    }
     runner = make_executor(executor)
     prints: dict[str, Any] = {}
     results: dict[str, RunResult] = {}
     for mode in modes:
         t0 = time.perf_counter()
         result, store = await run_mode(
-            workload, mode, model_factory() if model_factory else None, executor=runner
+            workload, mode, model_factory() if model_factory else None, executor=runner, grace=grace
         )
         wall = time.perf_counter() - t0
         results[mode] = result
@@ -165,7 +172,7 @@ async tools (``async: true``; asyncfc's async mode then sends no placeholders)."
 
 
 async def run_synthetic_server(
-    workload: Workload, modes: Sequence[ModeName] = MODES, wire: str = "chat"
+    workload: Workload, modes: Sequence[ModeName] = MODES, wire: str = "chat", grace: GraceOption = "auto"
 ) -> dict[str, Any]:
     """The same workload through real HTTP: the simulated-decode server and the OpenAI adapter
     of ``wire`` (one of :data:`WIRES`).
@@ -200,9 +207,9 @@ async def run_synthetic_server(
         return model
 
     try:
-        data = await run_synthetic(workload, modes, through_server)
+        data = await run_synthetic(workload, modes, through_server, grace=grace)
         local = await run_synthetic(
-            workload, modes, lambda: ScriptedModel(workload.turns(), token_s=1 / rate)
+            workload, modes, lambda: ScriptedModel(workload.turns(), token_s=1 / rate), grace=grace
         )
     finally:
         for model in models:

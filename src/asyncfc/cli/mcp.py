@@ -7,8 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from ..runtime import DEFAULT_GRACE_S
-from .options import non_negative_float, non_negative_int, positive_float, positive_int
+from .options import grace_option, non_negative_int, positive_float, positive_int
 
 __all__ = [
     "add_parser",
@@ -72,9 +71,11 @@ def add_parser(sub: Any) -> None:
     )
     srv.add_argument(
         "--grace",
-        type=non_negative_float,
-        default=DEFAULT_GRACE_S,
-        help=f"seconds a call may take and still answer with its value (default: {DEFAULT_GRACE_S})",
+        type=grace_option,
+        default="auto",
+        help="auto: answer a call with its value when waiting for it is cheaper than a placeholder, "
+        "learning each tool's latency; or seconds a call may take and still answer with its value "
+        "(default: auto)",
     )
     srv.add_argument(
         "--timeout",
@@ -108,9 +109,7 @@ def cmd_mcp_serve(args: argparse.Namespace) -> int:
     try:
         specs = [parse_upstream(t) for t in [*args.upstream, *args.upstreams]]
         annotations = load_annotations(args.annotations)
-        config = ProxyConfig(
-            grace_s=args.grace, timeout_s=args.timeout, max_result_chars=args.max_result_chars
-        )
+        config = ProxyConfig(grace=args.grace, timeout_s=args.timeout, max_result_chars=args.max_result_chars)
         asyncio.run(
             serve(
                 specs,

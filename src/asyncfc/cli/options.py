@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from ..mode import MODES, ModeName
 
 __all__ = [
+    "grace_option",
     "non_negative_float",
     "non_negative_int",
     "parse_modes",
@@ -52,6 +53,18 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _bounded(text, float, positive=False)
+
+
+def grace_option(text: str) -> float | str:
+    """``--grace`` values: ``auto`` (the cost-aware policy) or seconds (a fixed window)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return non_negative_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto or a non-negative number of seconds, got {text!r}"
+        ) from None
 
 
 def parse_modes(text: str) -> list[ModeName]:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asyncfc.cli.options import non_negative_float, parse_modes, positive_float, positive_int
+from asyncfc.cli.options import grace_option, non_negative_float, parse_modes, positive_float, positive_int
 from asyncfc.mode import ModeName
 from asyncfc.revise import POLICIES
 from asyncfc_bench.bfcl.data import Entry, load_category
@@ -126,6 +126,13 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         "--coarse", action="store_true", help="one conflict label per class instead of the state tree"
     )
     p.add_argument(
+        "--grace",
+        type=grace_option,
+        default="auto",
+        help="async: auto (cost-aware grace, the default) or a fixed window in seconds, scaled by "
+        "--time-scale (e.g. 0.5)",
+    )
+    p.add_argument(
         "--revise",
         choices=POLICIES,
         help="async: when a final answer gets another model step (default when_needed)",
@@ -217,6 +224,7 @@ def cmd_bench_bfcl(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         agent_options=agent_options,
         example=args.example,
+        grace=args.grace,
     )
     delays = list(args.sweep) if args.sweep else [args.delay]
     main_delay = args.delay if args.delay in delays else delays[-1]

@@ -32,7 +32,6 @@ from asyncfc.errors import ErrorKind, ModelError
 from asyncfc.executors import Executor, ThreadExecutor
 from asyncfc.mode import ModeName
 from asyncfc.models.base import Message, Model
-from asyncfc.runtime import DEFAULT_GRACE_S
 from asyncfc.scheduler import Call
 from asyncfc.testing.scripted import tokens_of
 from asyncfc.tools import Tool
@@ -136,6 +135,9 @@ class Config:
     api_key: str | None = None
     agent_options: Mapping[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for :class:`~asyncfc.agent.Agent` (e.g. a revision policy)."""
+    grace: float | str = "auto"
+    """``"auto"`` (the cost-aware grace policy) or a fixed window in nominal seconds
+    (scaled by ``time_scale`` like the delays it is measured against)."""
     example: bool = True
     """A real model gets a worked example from another entry (:mod:`.example`)."""
 
@@ -478,7 +480,8 @@ async def run_entry(
         "default_timeout": None,
         "early_dispatch": True,
         "parallel_tool_calls": config.fc == "parallel",
-        "grace_s": DEFAULT_GRACE_S * config.time_scale,  # scaled like the delays it is measured against
+        # a fixed window is scaled like the delays it is measured against; auto measures them
+        "grace": config.grace if isinstance(config.grace, str) else config.grace * config.time_scale,
         "executor": executor or ThreadExecutor(default_timeout=None),
         **config.agent_options,
     }
