@@ -193,7 +193,7 @@ async def execute_nested(mode: str, parent: Program, subs: list[Program]) -> tup
 
 
 @settings(
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
