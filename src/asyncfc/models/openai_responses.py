@@ -53,7 +53,7 @@ from .base import (
     ToolCallReady,
     Usage,
 )
-from .openai_chat import _TIMEOUTS, _TRANSPORT, usage_from_openai
+from .openai_chat import _sse_objects, usage_from_openai
 from .text_calls import format_error_response, is_format_error
 
 __all__ = [
@@ -263,23 +263,26 @@ class OpenAIResponsesModel(OwnedClient[AsyncOpenAI]):
         items: dict[str, _Item] = {}
         order: list[_Item] = []
         text: list[str] = []
-        final: dict[str, Any] | None = None
+        final: dict[str, Any] = {}
         ttft: float | None = None
         try:
-            stream = await self.client.responses.create(**params)
-            try:
-                async for event in stream:
-                    kind = getattr(event, "type", "")
+            # The SDK makes the request (auth, retries, HTTP errors); the events are parsed
+            # here with json.loads, as the chat adapter does: a typed SDK object per small
+            # event cost more client CPU than the rest of a step.
+            create = self.client.responses.with_streaming_response.create
+            async with create(**params) as http:
+                async for event in _sse_objects(http):
+                    kind = event.get("type")
                     if kind == "response.output_text.delta":
-                        delta = getattr(event, "delta", "")
-                        if delta:
+                        delta = event.get("delta")
+                        if delta and isinstance(delta, str):
                             if ttft is None:
                                 ttft = time.perf_counter() - start
                             text.append(delta)
                             yield TextDelta(delta)
                     elif kind in ("response.output_item.added", "response.output_item.done"):
-                        raw = _as_dict(getattr(event, "item", None)) or {}
-                        if raw.get("type") != "function_call":
+                        raw = event.get("item")
+                        if not isinstance(raw, dict) or raw.get("type") != "function_call":
                             continue
                         if ttft is None:
                             ttft = time.perf_counter() - start
@@ -295,38 +298,30 @@ class OpenAIResponsesModel(OwnedClient[AsyncOpenAI]):
                             if call is not None:
                                 yield ToolCallReady(call)
                     elif kind == "response.function_call_arguments.delta":
-                        item = items.get(str(getattr(event, "item_id", "")))
+                        item = items.get(str(event.get("item_id", "")))
                         if item is not None:
-                            item.args.append(getattr(event, "delta", "") or "")
+                            item.args.append(_text(event.get("delta")) or "")
                     elif kind == "response.function_call_arguments.done":
-                        item = items.get(str(getattr(event, "item_id", "")))
+                        item = items.get(str(event.get("item_id", "")))
                         if item is not None and item.name:
-                            call = self._ready(item, _text(getattr(event, "arguments", None)), used)
+                            call = self._ready(item, _text(event.get("arguments")), used)
                             if call is not None:
                                 yield ToolCallReady(call)
                     elif kind in ("response.completed", "response.incomplete", "response.failed"):
-                        final = _as_dict(getattr(event, "response", None)) or {}
+                        final = _as_dict(event.get("response")) or {}
                         if kind == "response.failed":
                             error = _as_dict(final.get("error")) or {}
                             raise openai.APIError(
                                 message=str(error.get("message") or "the response failed"),
-                                request=stream.response.request,
+                                request=http.http_response.request,
                                 body=error,
                             )
                     elif kind == "error":
                         raise openai.APIError(
-                            message=str(
-                                getattr(event, "message", "") or "an error occurred during streaming"
-                            ),
-                            request=stream.response.request,
-                            body=_as_dict(event),
+                            message=str(event.get("message") or "an error occurred during streaming"),
+                            request=http.http_response.request,
+                            body=event,
                         )
-            except _TIMEOUTS as err:  # while reading the stream: as the SDK maps them for a request
-                raise openai.APITimeoutError(request=stream.response.request) from err
-            except _TRANSPORT as err:
-                raise openai.APIConnectionError(request=stream.response.request) from err
-            finally:
-                await stream.close()
         except openai.APIError as e:
             if not is_format_error(e):
                 raise self._error(e) from e
@@ -339,7 +334,6 @@ class OpenAIResponsesModel(OwnedClient[AsyncOpenAI]):
                 if call is not None:
                     yield ToolCallReady(call)
         calls = [i.call for i in order if i.call is not None]
-        final = final or {}
         yield ResponseDone(
             ModelResponse(
                 text="".join(text),
