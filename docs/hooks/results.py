@@ -87,6 +87,26 @@ def render_synthetic(out: dict[str, Any]) -> str:
     return text
 
 
+def render_synthetic_wires(out: dict[str, Any]) -> str:
+    """``synthetic --server --wire A,B,...``: the first wire in full, then every wire side by side."""
+    rows = [
+        [
+            f"`{wire}`",
+            f"`{s.get('transport', '')}`",
+            _num(s["modes"].get("sync", {}).get("wall_s"), 3),
+            _num(s["modes"].get("async", {}).get("wall_s"), 3),
+            _speed(s["speedup"].get("parallel")),
+            _speed(s["speedup"].get("async")),
+            _num(s.get("adapter_overhead_ms"), 1),
+            _num(s.get("consistent")),
+        ]
+        for wire, s in out.get("wires", {}).items()
+    ]
+    header = ["wire", "transport", "sync wall s", "async wall s", "parallel speedup", "async speedup"]
+    table = _table([*header, "adapter overhead ms", "consistent"], rows)
+    return f"{render_synthetic(out)}\n\nEvery wire of the run:\n\n{table}"
+
+
 def render_overhead(out: dict[str, Any]) -> str:
     modes = out["modes"]
     sizes = list(next(iter(modes.values()))["in_flight"])
@@ -294,6 +314,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "synthetic": render_synthetic,
     "synthetic-server": render_synthetic,
     "synthetic-slow": render_synthetic,
+    "synthetic-wires": render_synthetic_wires,
     "overhead": render_overhead,
     "load": render_load,
     "peers": render_peers,
