@@ -629,9 +629,10 @@ class Session:
         for fid in known:
             await self.calls[int(fid.removeprefix("fut_")) - 1].future.wait()
         unknown = [str(i) for i in ids if str(i) not in by_future] or ([] if ids else [tc.arguments])
-        self.messages.append(
-            Message("tool", native_await([by_future[f] for f in known], unknown), tool_call_id=tc.id)
-        )
+        given = [f for f in known if self.calls[int(f.removeprefix("fut_")) - 1].delivered_at is not None]
+        ready = [by_future[f] for f in known if f not in given]
+        text = native_await(ready, unknown, given=[by_future[f] for f in given])
+        self.messages.append(Message("tool", text, tool_call_id=tc.id))
         self._deliver_ready()
 
     async def _settle(self, calls: list[Call]) -> None:

@@ -317,13 +317,16 @@ def native_output(body: Mapping[str, Any]) -> str:
     return dumps({"error": body.get("error")})
 
 
-def native_await(ready: Iterable[str], unknown: Iterable[str] = ()) -> str:
+def native_await(ready: Iterable[str], unknown: Iterable[str] = (), *, given: Iterable[str] = ()) -> str:
     """The ``await_future`` answer with native async tools: the results themselves follow as
-    the outputs of their own calls (``ready``: their call ids)."""
+    the outputs of their own calls (``ready``: their call ids; ``given``: calls whose output
+    the model already has, not given twice; ``unknown``: ids that name no call)."""
     out: dict[str, Any] = {"ready": list(ready)}
-    unknown = list(unknown)
+    given, unknown = list(given), list(unknown)
     if out["ready"]:
         out["note"] = "their results follow as the outputs of those calls"
+    if given:
+        out["given_earlier"] = given
     if unknown:
         out["unknown"] = unknown
     return dumps(out)

@@ -400,7 +400,10 @@ def test_native_await_future_answers_with_the_call_outputs() -> None:
         pending = next(c.id for m in transcript for c in m.tool_calls)
         return [ScriptedCall(AWAIT_TOOL, {"ids": [pending]})]
 
-    turns: list[Any] = [[ScriptedCall("lookup", {"key": "k"})], step_2, "value of k"]
+    def step_3(transcript: list[Message]) -> list[ScriptedCall]:  # asks again: not given twice
+        return step_2(transcript)
+
+    turns: list[Any] = [[ScriptedCall("lookup", {"key": "k"})], step_2, step_3, "value of k"]
     with SimServer(turns) as srv:
 
         async def go() -> Any:
@@ -414,8 +417,9 @@ def test_native_await_future_answers_with_the_call_outputs() -> None:
         assert all(r.status == 200 for r in srv.model_requests)
     (call,) = result.calls
     outputs = {i["call_id"]: i["output"] for i in last if i.get("type") == "function_call_output"}
-    await_id = next(i["call_id"] for i in last if i.get("name") == AWAIT_TOOL)
-    assert json.loads(outputs[await_id])["ready"] == [call.tool_call_id]
+    first_await, second_await = (i["call_id"] for i in last if i.get("name") == AWAIT_TOOL)
+    assert json.loads(outputs[first_await])["ready"] == [call.tool_call_id]
+    assert json.loads(outputs[second_await]) == {"ready": [], "given_earlier": [call.tool_call_id]}
     assert outputs[call.tool_call_id] == "value of k"
     assert call.deliveries == 1
     assert sum("value of k" in o for o in outputs.values()) == 1  # the value once
