@@ -131,7 +131,10 @@ def test_result_size_limit_in_async_delivery() -> None:
         await asyncio.sleep(0.01)
         return "y" * 10_000
 
-    agent = Agent(ScriptedModel([[ScriptedCall("big")], "done"]), [big], mode="async", max_result_chars=50)
+    # a fixed window, so the 10 ms call answers with its (cut) value in its own tool message
+    agent = Agent(
+        ScriptedModel([[ScriptedCall("big")], "done"]), [big], mode="async", max_result_chars=50, grace_s=0.5
+    )
     result = agent.run_sync("go")
     delivered = json.loads([m.content for m in result.messages if m.role == "tool"][0])
     assert delivered["status"] == "resolved" and "truncated: 10000 characters" in delivered["value"]
