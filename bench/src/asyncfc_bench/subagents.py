@@ -20,7 +20,8 @@ local`` uses the embedded llama-server (one slot: its requests queue).
 
 The JSON follows ``asyncfc bench tasks``: pass rate per mode, mean speedup over sync with a
 95% bootstrap interval (pairs resampled), McNemar's exact p, and the ideal speedup (the sync
-runs' own model time plus their slowest sub-agent, every sub-agent overlapped).
+runs' own times with every sub-agent overlapped with the others and with the parent's
+later steps).
 """
 
 from __future__ import annotations
@@ -332,6 +333,8 @@ class SubRun:
     wall_s: float
     model_s: float
     """The parent's own model time."""
+    step_s: list[float]
+    """Each of the parent's model steps, in order."""
     sub_s: list[float]
     """Each research call's duration (a whole sub-agent run)."""
     other_call_s: float
@@ -351,8 +354,11 @@ class SubRun:
 
     @property
     def ideal_s(self) -> float:
-        """Zero-overhead async time of this run: its model time, its slowest sub-agent, the rest."""
-        return self.model_s + max(self.sub_s, default=0.0) + self.other_call_s
+        """Zero-overhead async time of this run's own times: the parent's first step (which
+        hands out the sub-questions), then its slowest sub-agent overlapped with the parent's
+        later steps, then the report (it needs every answer)."""
+        first, rest = (self.step_s[0], sum(self.step_s[1:])) if self.step_s else (0.0, 0.0)
+        return first + max(max(self.sub_s, default=0.0), rest) + self.other_call_s
 
     def row(self) -> dict[str, Any]:
         out = asdict(self)
@@ -360,6 +366,7 @@ class SubRun:
         for k in ("wall_s", "model_s", "other_call_s"):
             out[k] = round(out[k], 4)
         out["sub_s"] = [round(x, 4) for x in self.sub_s]
+        out["step_s"] = [round(x, 4) for x in self.step_s]
         return out
 
 
@@ -459,6 +466,11 @@ async def run_one(
         problems=problems,
         wall_s=wall,
         model_s=result.model_s,
+        step_s=[
+            float(s.end - s.start)
+            for s in result.trace.spans
+            if s.cat == "model" and s.lane == "model" and s.end is not None
+        ],
         sub_s=sub_s,
         other_call_s=other,
         steps=result.usage.steps,
