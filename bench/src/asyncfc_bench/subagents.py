@@ -335,6 +335,8 @@ class SubRun:
     """The parent's own model time."""
     step_s: list[float]
     """Each of the parent's model steps, in order."""
+    first_ttft_s: float
+    """The parent's first step's time to first token."""
     sub_s: list[float]
     """Each research call's duration (a whole sub-agent run)."""
     other_call_s: float
@@ -354,11 +356,19 @@ class SubRun:
 
     @property
     def ideal_s(self) -> float:
-        """Zero-overhead async time of this run's own times: the parent's first step (which
-        hands out the sub-questions), then its slowest sub-agent overlapped with the parent's
-        later steps, then the report (it needs every answer)."""
-        first, rest = (self.step_s[0], sum(self.step_s[1:])) if self.step_s else (0.0, 0.0)
-        return first + max(max(self.sub_s, default=0.0), rest) + self.other_call_s
+        """Zero-overhead async time from this run's own times: each sub-agent starts as its
+        research call is decoded and overlaps the others and the parent's later steps; the
+        report starts once every answer is in and its call is written."""
+        if not self.step_s:
+            return 0.0
+        first, k = self.step_s[0], len(self.sub_s)
+        ttft = min(self.first_ttft_s, first)
+        # the i-th research call is decoded (and could start) an i-th of the way through decode
+        answers = max(
+            (ttft + (first - ttft) * (i + 1) / k + s for i, s in enumerate(self.sub_s)), default=first
+        )
+        report_written = first + (self.step_s[1] if len(self.step_s) > 1 else 0.0)
+        return max(max(answers, report_written) + self.other_call_s, first + sum(self.step_s[1:]))
 
     def row(self) -> dict[str, Any]:
         out = asdict(self)
@@ -471,6 +481,14 @@ async def run_one(
             for s in result.trace.spans
             if s.cat == "model" and s.lane == "model" and s.end is not None
         ],
+        first_ttft_s=next(
+            (
+                float(s.args.get("ttft_s") or 0.0)
+                for s in result.trace.spans
+                if s.cat == "model" and s.lane == "model"
+            ),
+            0.0,
+        ),
         sub_s=sub_s,
         other_call_s=other,
         steps=result.usage.steps,
