@@ -26,13 +26,16 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncfc import Tool, local, tool
-from asyncfc.integrations.hosted import HostedRuntime
-from asyncfc.local.profile import EMBEDDED_PROFILE, example_messages
-from asyncfc.models.base import Message
-from asyncfc.revise import HostedRun
-from asyncfc.scheduler import Call
-from conftest import local_server
+if __name__ == "__main__":  # run as the MCP upstream: tests/ holds conftest
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asyncfc import Tool, local, tool  # noqa: E402
+from asyncfc.integrations.hosted import HostedRuntime  # noqa: E402
+from asyncfc.local.profile import EMBEDDED_PROFILE, example_messages  # noqa: E402
+from asyncfc.models.base import Message  # noqa: E402
+from asyncfc.revise import HostedRun  # noqa: E402
+from asyncfc.scheduler import Call  # noqa: E402
+from conftest import local_server  # noqa: E402
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(900)]
 
