@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .errors import (
+    ConfigurationError,
     ModelError,
     SessionBusyError,
     SessionClosedError,
@@ -35,7 +36,7 @@ from .errors import (
     describe,
 )
 from .executors import Executor, ExecutorKind, make_executor
-from .futures import dumps
+from .futures import dumps, holds_reference, references_in
 from .grace import GraceOption, grace_policy
 from .mode import Mode
 from .model_text import (
@@ -43,6 +44,8 @@ from .model_text import (
     ASYNC_INSTRUCTIONS,
     AWAIT_TOOL,
     NATIVE_ASYNC_INSTRUCTIONS,
+    held_after,
+    held_write,
     model_specs,
     native_await,
     native_output,
@@ -68,7 +71,7 @@ from .runtime import (
 )
 from .scheduler import Call, Scheduler
 from .subagent import agent_tool
-from .tools import Tool
+from .tools import ROOT, Tool, labels_conflict
 from .trace import Trace
 
 Delivery = Literal["append", "rewrite", "synthetic_await"]
@@ -76,9 +79,36 @@ Delivery = Literal["append", "rewrite", "synthetic_await"]
 __all__ = ["Agent", "Delivery", "RunResult", "Session"]
 
 
-def _repeats_only(calls: Sequence[tuple[ToolCall, Call | None]]) -> bool:
+@dataclass
+class _Held:
+    """A call not run: a state-changing one the model wrote before seeing ``blockers``, or
+    (``after``) a later call of the same step that touches what such a call would change."""
+
+    blockers: list[Call]
+    after: str = ""
+
+
+def _labels(tool: Tool, arguments: str) -> tuple[set[str], set[str]] | None:
+    """A call's read and write labels from its arguments (an unresolved field widens them)."""
+    try:
+        parsed: Any = json.loads(arguments or "{}")
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return tool.labels(parsed, holds_reference)
+
+
+def _conflict(a: tuple[set[str], set[str]], b: tuple[set[str], set[str]]) -> bool:
+    (ra, wa), (rb, wb) = a, b
+    return any(labels_conflict(x, y) for x in wa for y in (*rb, *wb)) or any(
+        labels_conflict(x, y) for x in ra for y in wb
+    )
+
+
+def _repeats_only(calls: Sequence[tuple[ToolCall, Call | _Held | None]]) -> bool:
     """Whether every call of a step was answered from an identical earlier call."""
-    return bool(calls) and all(c is not None and c.repeat_of is not None for _, c in calls)
+    return bool(calls) and all(isinstance(c, Call) and c.repeat_of is not None for _, c in calls)
 
 
 def _by_call_id(arguments: str, ids: dict[str, str]) -> str:
@@ -114,6 +144,9 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     """Prompt, cached and output tokens, prefill and decode time of this user turn's model steps."""
+    held: list[ToolCall] = field(default_factory=list)
+    """State-changing calls not run because the model wrote them before seeing results they
+    could depend on (``hold_blind_writes``); each ran only if the model emitted it again."""
 
 
 class Agent:
@@ -145,12 +178,16 @@ class Agent:
         tool_limits: dict[str, int] | None = None,
         max_result_chars: int | None = None,
         executor: Executor | ExecutorKind | None = None,
+        hold_blind_writes: bool | None = None,
     ) -> None:
         """See docs/options.md; ``revise`` decides when a final answer given while
         futures were pending gets another model step once their values are delivered:
         ``"when_needed"`` (a settled call failed, or the answer mentions a future id, i.e. it
         relied on a value the model had not seen), ``"always"``, or ``"never"`` (the answer
-        stands; the values are in the transcript). The rule is :func:`asyncfc.revise.revision_needed`."""
+        stands; the values are in the transcript). The rule is :func:`asyncfc.revise.revision_needed`.
+        ``hold_blind_writes`` (default: on in async mode only) holds a state-changing call the
+        model wrote before seeing results it could depend on, until they are delivered and the
+        model emits it again (see docs/options.md)."""
         self.mode = Mode.of(mode)
         check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
         check_choice("revise policy", revise, POLICIES)
@@ -158,6 +195,10 @@ class Agent:
         grace_policy(grace, grace_s)  # refused here, not at the first session
         check_number("max_steps", max_steps, 1, integer=True)
         check_number("max_revisions", max_revisions, 0, integer=True)
+        if hold_blind_writes not in (None, True, False):
+            raise ConfigurationError(
+                f"hold_blind_writes must be True, False or None (on in async mode), not {hold_blind_writes!r}"
+            )
         self.model = model
         self.tools: dict[str, Tool] = {}
         self.set_tools(tools)
@@ -174,6 +215,10 @@ class Agent:
         self.revise: Revise = revise
         self.max_session_concurrency = max_session_concurrency
         self.max_result_chars = max_result_chars
+        self.hold_blind_writes: bool = (
+            self.mode.shows_futures if hold_blind_writes is None else bool(hold_blind_writes)
+        )
+        """Whether a state-changing call written before results it could depend on were seen is held."""
         self.profile: ModelProfile = getattr(model, "profile", None) or ModelProfile()
         """What this model needs (instructions, a worked example, answering repeats); see ModelProfile."""
         self._owns_executor = not isinstance(executor, Executor)
@@ -320,10 +365,19 @@ class Session:
         """This user turn's calls by name and arguments (to answer repeats, see ModelProfile)."""
         self._answer_now = False
         """The last step only repeated earlier calls: ask the next one for an answer, without tools."""
-        self._announced: list[tuple[ToolCall, Call]] = []
+        self._announced: list[tuple[ToolCall, Call | _Held]] = []
         """Calls dispatched early in the current step, as the stream announced them."""
-        self._dispatched: dict[int, Call] = {}
+        self._dispatched: dict[int, Call | _Held] = {}
         """The same calls by their position in the step's final response."""
+        self._turn_first = 0
+        """Index in ``calls`` of this user turn's first call."""
+        self._held_keys: set[tuple[str, str]] = set()
+        """This user turn's held calls by name and arguments: emitted again, they run."""
+        self._held: list[ToolCall] = []
+        """This user turn's held calls, in order."""
+        self._held_in_step: tuple[int, list[tuple[str, tuple[set[str], set[str]]]]] = (0, [])
+        """The step and the calls held in it, with their labels: a later call of that step that
+        conflicts with one is held too, so nothing runs ahead of a call it must follow."""
 
     @property
     def calls(self) -> list[Call]:
@@ -373,6 +427,8 @@ class Session:
         self._turn_calls = {}
         self._answer_now = False
         first_call = len(self.calls)
+        self._turn_first = first_call
+        self._held_keys, self._held = set(), []
         new = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
         self.messages.extend(new)
         start = self.trace.now()
@@ -424,6 +480,7 @@ class Session:
             stop_reason=reason,
             notes=notes,
             usage=self.trace.model_cost(since=start),
+            held=list(self._held),
         )
 
     def _request(self) -> ModelRequest:
@@ -468,7 +525,7 @@ class Session:
         try:
             async for event in agent.model.stream(request):
                 if isinstance(event, ToolCallReady) and early and event.call.name != AWAIT_TOOL:
-                    self._announced.append((event.call, self._submit(event.call, step)))
+                    self._announced.append((event.call, self._take(event.call, step)))
                 elif isinstance(event, ResponseDone):
                     response = event.response
         except (ModelError, SessionClosedError):
@@ -504,8 +561,9 @@ class Session:
             if not call.id or call.id in seen:  # ids must be unique for the protocol round trip
                 call.id = f"call_{self.user_turns}_{step}_{i}"
             seen.add(call.id)
-            if i in self._dispatched:
-                self._dispatched[i].tool_call_id = call.id
+            taken = self._dispatched.get(i)
+            if isinstance(taken, Call):
+                taken.tool_call_id = call.id
         self.messages.append(Message("assistant", response.text, list(response.tool_calls)))
         return response
 
@@ -514,11 +572,85 @@ class Session:
         if self.closed:
             raise SessionClosedError("the session was closed during the run")
 
-    def _submit(self, tc: ToolCall, step: int) -> Call:
-        self._check_open()
+    def _take(self, tc: ToolCall, step: int) -> Call | _Held:
+        """Submit a call, or hold it when it changes state and was written blind."""
         if self._native and self._future_of:  # call_id references as future ids, from here on
             named = _by_call_id(tc.arguments, self._future_of)
             tc = tc if named == tc.arguments else ToolCall(tc.id, tc.name, named)
+        if not self.agent.hold_blind_writes:
+            return self._submit(tc, step)
+        if self._held_in_step[0] != step:
+            self._held_in_step = (step, [])
+        held_now = self._held_in_step[1]
+        tool = self.agent.tools.get(tc.name)
+        labels = _labels(tool, tc.arguments) if tool is not None and not tool.pure else None
+        after = ""
+        if labels is not None:
+            after = next((name for name, other in held_now if _conflict(other, labels)), "")
+        blockers = [] if after else self._blind_to(tc, step)
+        if not after and not blockers:
+            return self._submit(tc, step)
+        if blockers:
+            self._held_keys.add((tc.name, _canonical(tc.arguments)))
+        self._held.append(tc)
+        held_now.append((tc.name, labels or ({ROOT}, {ROOT})))
+        now = self.trace.now()
+        waiting = [c.id for c in blockers]
+        self.trace.span(tc.name, "held", "model", now, now, waiting_for=waiting, after=after)
+        return _Held(blockers, after)
+
+    def _blind_to(self, tc: ToolCall, step: int) -> list[Call]:
+        """The pending results a state-changing call may depend on but was written without.
+
+        They are the calls of this user turn's earlier steps whose values the model has not
+        been given yet (in sync mode it would have seen them before this step; a call of the
+        same step it could not have seen in any mode), except those the call references (it
+        passes their futures: the runtime fills the values in) and what those depend on,
+        repeats (their original counts), and write-only calls (a tool that writes and reads
+        nothing returns an acknowledgement, not a value to copy). Empty for a tool that does
+        not write, an unknown tool, and a call that repeats one held earlier in the turn
+        (emitting it again confirms it).
+        """
+        tool = self.agent.tools.get(tc.name)
+        if tool is None or not tool.writes:
+            return []
+        if (tc.name, _canonical(tc.arguments)) in self._held_keys:
+            return []
+        calls = self.calls
+        pending = [
+            c
+            for c in calls[self._turn_first :]
+            if c.delivered_at is None and c.step < step and c.repeat_of is None
+        ]
+        if not pending:
+            return []
+        try:
+            parsed: Any = json.loads(tc.arguments or "{}")
+        except (ValueError, RecursionError):
+            return []  # malformed: the runtime answers it with an error, it changes nothing
+        passed: set[int] = set()
+        todo = [s for s in references_in(tc.arguments, parsed) if 0 < s <= len(calls)]
+        while todo:  # the referenced calls and everything they depend on
+            seq = todo.pop()
+            if seq not in passed:
+                passed.add(seq)
+                todo.extend(d for d in calls[seq - 1].deps if 0 < d <= len(calls))
+        return [c for c in self._value_calls(pending) if c.seq not in passed]
+
+    def _value_calls(self, calls: Sequence[Call] | None = None) -> list[Call]:
+        """Of ``calls`` (default: this user turn's undelivered ones), those whose result is a
+        value the model could copy: every call but repeats and write-only ones."""
+        if calls is None:
+            calls = [c for c in self.calls[self._turn_first :] if c.delivered_at is None]
+        out = []
+        for c in calls:
+            tool = self.agent.tools.get(c.name)
+            if c.repeat_of is None and not (tool is not None and tool.writes and not tool.reads):
+                out.append(c)
+        return out
+
+    def _submit(self, tc: ToolCall, step: int) -> Call:
+        self._check_open()
         if self.agent.profile.answer_repeats:
             key = (tc.name, _canonical(tc.arguments))
             earlier = self._turn_calls.get(key)
@@ -536,19 +668,27 @@ class Session:
     async def _answer_calls(self, response: ModelResponse, step: int) -> None:
         """Append one tool message per call, in the order the model wrote them."""
         futures = self.runtime.mode.shows_futures
-        calls: list[tuple[ToolCall, Call | None]] = []
+        calls: list[tuple[ToolCall, Call | _Held | None]] = []
         for i, tc in enumerate(response.tool_calls):
             if tc.name == AWAIT_TOOL and futures:
                 calls.append((tc, None))
                 continue
             # in sync mode the runtime runs them one after another, in this order
-            calls.append((tc, self._dispatched.get(i) or self._submit(tc, step)))
+            calls.append((tc, self._dispatched.get(i) or self._take(tc, step)))
+        blockers: dict[Call, None] = {}
+        held_msg: Message | None = None
         for tc, answered in calls:
             if answered is None and self._native:
                 await self._native_await(tc)
                 continue
             if answered is None:
                 content = await self.runtime.await_futures(tc.arguments)
+            elif isinstance(answered, _Held):
+                blockers.update(dict.fromkeys(answered.blockers))
+                if answered.after:
+                    content = dumps(held_after(answered.after))
+                else:
+                    content = dumps(held_write([c.id for c in answered.blockers]))
             else:
                 content = await self.runtime.answer(answered)
                 if self._native:
@@ -558,21 +698,30 @@ class Session:
                     content = native_output(self.runtime.deliver_json(answered))
             msg = Message("tool", content, tool_call_id=tc.id)
             self.messages.append(msg)
-            if answered is not None:
+            if isinstance(answered, Call):
                 self._tool_messages[answered.seq] = msg
+            elif isinstance(answered, _Held) and held_msg is None:
+                held_msg = msg
+        if blockers:  # the held calls' promise: the values come with this step, so the model
+            # sees every lookup of the turn (this step's too) before it writes the call again
+            waits = [*blockers, *(c for c in self._value_calls() if c not in blockers)]
+            await self.runtime.wait_all(waits)
+            self._deliver_ready(into=held_msg)
         # a step made only of repeats is a loop: the next step gets no tools and ANSWER_NOW, so it answers
         self._answer_now = _repeats_only(calls) and self.agent.profile.answer_repeats
         for _, orphan in self._announced:  # dispatched early but missing from the final response
-            self.runtime.hold(orphan)
+            if isinstance(orphan, Call):
+                self.runtime.hold(orphan)
 
-    def _deliver_ready(self) -> None:
+    def _deliver_ready(self, into: Message | None = None) -> None:
         """Turn boundary: hand every resolved, undelivered value to the model.
 
         Values whose own placeholder the model has not been sent yet replace it, in every
         policy (no cached prefix is touched). The others follow the delivery policy:
         ``rewrite`` edits the earlier placeholder, ``synthetic_await`` appends an await call
         and its result, ``append`` adds them to the newest unsent tool message (or, when
-        there is none, appends an await call and its result).
+        there is none, appends an await call and its result). ``into``: an unsent tool message
+        that takes the appended values instead of the newest one (a held call's).
         """
         ready = self.runtime.take_ready()
         if self._native:
@@ -592,7 +741,8 @@ class Session:
             return
         values = [self.runtime.deliver_json(c) for c in later]
         if self.agent.delivery == "append" and unsent:
-            unsent[-1].content = with_earlier(unsent[-1].content, values)
+            target = into if into is not None and id(into) in unsent_ids else unsent[-1]
+            target.content = with_earlier(target.content, values)
             return
         self._awaits += 1
         call_id = f"await_{self._awaits}"

@@ -40,6 +40,7 @@ __all__ = [
     "delivered",
     "error_json",
     "failed",
+    "held_after",
     "held_write",
     "model_specs",
     "native_await",
@@ -263,6 +264,18 @@ def held_write(waiting_for: list[str]) -> dict[str, Any]:
             f"not run yet: you wrote this call before you had seen {names}, so its arguments "
             f"could not use {some}. {given} given with this step's results. If the arguments are still "
             "right, emit the same call again to run it; otherwise emit it corrected."
+        ),
+    }
+
+
+def held_after(name: str) -> dict[str, Any]:
+    """The tool message of a call not run because it comes after a held ``name`` call of the
+    same step and touches what that call would change (it must not run ahead of it)."""
+    return {
+        "status": "not_run",
+        "note": (
+            f"not run yet: it comes after your {name} call, which was not run, and uses what that "
+            f"call would change. Emit it again after the {name} call."
         ),
     }
 

@@ -208,7 +208,14 @@ async def execute(
     store.reset({k: i + 1 for i, k in enumerate(KEYS)})
     turns: list[Turn] = [as_turn(s) for s in steps]
     turns.append("done")
-    agent = Agent(ScriptedModel(turns), make_file_tools(store), mode=mode, max_steps=50, executor=executor)
+    agent = Agent(  # random programs write without looking: the order is under test, not the hold
+        ScriptedModel(turns),
+        make_file_tools(store),
+        mode=mode,
+        max_steps=50,
+        executor=executor,
+        hold_blind_writes=False,
+    )
     result = await agent.run("run the program")
     assert result.stop_reason == "answer"
     calls = [(c.name, c.resolved_arguments, c.value, c.error) for c in result.calls]
