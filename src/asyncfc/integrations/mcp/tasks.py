@@ -283,6 +283,7 @@ async def answer_or_task(
         return mt.CallToolResult(
             content=[mt.TextContent(type="text", text=text)], is_error=call.error is not None
         )
+    rt.grace.placeheld(call)  # to the grace policy a task is a placeholder (asyncfc.grace)
     tool = rt.tools.get(name)
     return board.add(key, rt, call, tool.output_example if tool is not None else None)
 
