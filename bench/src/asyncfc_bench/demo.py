@@ -20,6 +20,7 @@ from asyncfc.mode import ModeName
 from asyncfc.models.base import Model
 from asyncfc.scheduler import Call
 from asyncfc.tools import Tool, tool
+from asyncfc_bench.tasks.judge import leaked_example
 from asyncfc_bench.tasks.measure import RecordingModel, turn_ideal
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "SYSTEM_PROMPT",
     "TASK",
     "WEATHER",
+    "leaks",
     "run_mode",
     "summary",
     "warm_up",
@@ -89,6 +91,14 @@ class Errands:
         if missing:
             out.append(f"the email lacks the weather in {', '.join(missing)}: {mail['body']!r}")
         return out
+
+
+def leaks(answer: str, world: Errands) -> list[str]:
+    """The answer or an email that repeats the embedded profile's worked example (its
+    entities or sentences) instead of reporting this errand."""
+    allowed = " ".join([TASK, *(f"{c}: {w}" for c, w in WEATHER.items())])
+    found = leaked_example([answer, *(m["body"] for m in world.outbox)], allowed)
+    return [f"repeats the worked example of the model's profile: {found[:4]}"] if found else []
 
 
 @dataclass
@@ -156,7 +166,7 @@ async def run_mode(model: Model, warm_model: Model, mode: ModeName, lookup_s: fl
     async with Agent(recorder, tools, mode=mode, system_prompt=SYSTEM_PROMPT, max_steps=10) as agent:
         result = await agent.run(TASK)
     ideal = turn_ideal(recorder.steps, result.calls, {t.name: t for t in tools})
-    return ModeRun(mode, result, world.problems(), ideal)
+    return ModeRun(mode, result, world.problems() + leaks(result.text, world), ideal)
 
 
 def summary(calls: Sequence[Call]) -> list[str]:

@@ -15,14 +15,14 @@ import pytest
 
 from asyncfc.cli import build_parser, main
 from asyncfc.mode import ModeName as Mode
-from asyncfc.testing.scripted import ScriptedCall, Turn
+from asyncfc.testing.scripted import Ref, ScriptedCall, Turn
 from asyncfc_bench.tasks import BY_NAME, SHAPES, TASKS, Config, Latency, Run, World, select
 from asyncfc_bench.tasks.catalog import Task
 from asyncfc_bench.tasks.judge import admits_failure, has_number
 from asyncfc_bench.tasks.measure import atoms, copies, critical_path
 from asyncfc_bench.tasks.report import summarize
 from asyncfc_bench.tasks.runner import run_suite, run_task
-from asyncfc_bench.tasks.script import SolutionModel
+from asyncfc_bench.tasks.script import SolutionModel, Text, step
 from asyncfc_bench.tasks.world import LOOKUPS, evaluate
 
 SCALE = 0.001
@@ -119,18 +119,24 @@ W = "get_weather"
             ],
             "admit",
         ),
-        (  # the same email twice
+        (  # the same email twice (its values passed on: a body written blind would be held in async mode)
             "weather_digest_email",
             [
                 [
                     [ScriptedCall(W, {"city": c}) for c in ("Paris", "Madrid", "Berlin")],
-                    [
-                        ScriptedCall(
-                            "send_email",
-                            {"to": "alice.martin@example.com", "subject": "w", "body": "18 27 12"},
-                        )
-                    ]
-                    * 2,
+                    step(
+                        *[
+                            ScriptedCall(
+                                "send_email",
+                                {
+                                    "to": "alice.martin@example.com",
+                                    "subject": "w",
+                                    "body": Text("{0} {1} {2}", Ref(1), Ref(2), Ref(3)),
+                                },
+                            )
+                        ]
+                        * 2
+                    ),
                     "Sent.",
                 ]
             ],

@@ -20,7 +20,19 @@ from asyncfc.mode import ModeName
 __all__ = [
     "add_parser",
     "cmd_bench_tasks",
+    "latencies",
 ]
+
+
+def latencies(text: str) -> list[float]:
+    """``--lookup-latency`` values: seconds, or several comma-separated (a sweep), each once."""
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(f"expected seconds, or seconds separated by commas, got {text!r}")
+    values = [non_negative_float(p) for p in parts]
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"a latency is given twice in {text!r}")
+    return values
 
 
 def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
@@ -51,9 +63,11 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--tasks", help="subset by name or 0-based index, comma-separated (see --list)")
     p.add_argument(
         "--lookup-latency",
-        type=non_negative_float,
+        type=latencies,
         metavar="SECONDS",
-        help="latency of every lookup tool (default: web 1-3 s, database 0.2 s)",
+        help="latency of every lookup tool (default: web 1-3 s, database 0.2 s); several, comma-separated "
+        "(0,1,2,5), sweep them in one run: the JSON adds 'sweep' with each latency's pass rates, speedup "
+        "and blind writes",
     )
     p.add_argument(
         "--time-scale", type=positive_float, default=1.0, help="multiplies every tool latency (default 1)"
@@ -148,14 +162,16 @@ async def _run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from asyncfc.models.openai_chat import OpenAIChatModel
-    from asyncfc_bench.tasks.report import summarize
-    from asyncfc_bench.tasks.runner import Config, EndpointUnreachable, Run, default_delivery, run_suite
+    from asyncfc_bench.tasks.report import summarize, sweep
+    from asyncfc_bench.tasks.runner import Config, EndpointUnreachable, Run, default_delivery, run_sweep
 
     modes: list[ModeName] = args.modes
+    swept: list[float | None] = list(args.lookup_latency) if args.lookup_latency else [None]
+    single = swept[0] if len(swept) == 1 else None
     config = Config(
         modes=tuple(modes),
         runs=args.runs,
-        lookup_latency_s=args.lookup_latency,
+        lookup_latency_s=single,
         time_scale=args.time_scale,
         delivery=args.delivery,
         max_steps=args.max_steps,
@@ -178,7 +194,7 @@ async def _run(
         model_name, base_url=base_url, api_key=args.api_key, temperature=0.0, seed=args.seed, max_tokens=1
     )
     started = time.perf_counter()
-    total = len(tasks) * len(modes) * args.runs
+    total = len(tasks) * len(modes) * args.runs * len(swept)
     with Progress(
         TextColumn("[bold]tasks[/bold] {task.description}"),
         BarColumn(),
@@ -204,12 +220,16 @@ async def _run(
             progress.refresh()
 
         try:
-            runs = await run_suite(tasks, config, lambda t, m, r: model, warm_model=warm, on_run=advance)
+            runs = await run_sweep(
+                tasks, config, swept, lambda t, m, r: model, warm_model=warm, on_run=advance
+            )
         except EndpointUnreachable as exc:
             raise _Unreachable(str(exc)) from exc
         finally:
             await model.aclose()
     data = summarize(runs, modes, seed=args.seed)
+    if len(swept) > 1:
+        data["sweep"] = sweep(runs, modes, [s for s in swept if s is not None], seed=args.seed)
     problems = [f"{r.task}:{r.mode}:{p}" for r in runs for p in r.problems]
     data.update(
         consistent=not problems,
@@ -220,7 +240,7 @@ async def _run(
             "size": None if args.model or args.base_url else args.size,
             "modes": modes,
             "delivery": args.delivery or default_delivery(),
-            "lookup_latency_s": args.lookup_latency,
+            "lookup_latency_s": single if len(swept) == 1 else swept,
             "time_scale": args.time_scale,
             "max_steps": args.max_steps,
             "max_tokens": args.max_tokens,
@@ -283,6 +303,8 @@ def _print(data: dict[str, Any]) -> None:
         "speedup",
         "95% CI",
         "McNemar p",
+        "blind-write runs",
+        "held calls",
     ):
         table.add_column(col, justify="left" if col == "mode" else "right")
     for mode, m in data["modes"].items():
@@ -299,8 +321,27 @@ def _print(data: dict[str, Any]) -> None:
             f"{sp['mean']:.2f}x" if sp else "-",
             f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "-",
             f"{data.get('mcnemar_p', {}).get(mode, 1.0):.3g}" if mode != "sync" else "-",
+            str(m.get("blind_write_runs", "-")),
+            str(m.get("held_calls", "-")),
         )
     out.print(table)
+    if data.get("sweep"):
+        swept = Table(title="lookup latency sweep")
+        for col in ("latency s", "mode", "pass rate", "speedup", "95% CI", "blind-write runs", "held calls"):
+            swept.add_column(col)
+        for latency, row in data["sweep"].items():
+            for mode, m in row["modes"].items():
+                sp = row.get("speedup", {}).get(mode)
+                swept.add_row(
+                    latency,
+                    mode,
+                    f"{m['pass_rate']:.2f}",
+                    f"{sp['mean']:.2f}x" if sp else "-",
+                    f"[{sp['ci95'][0]:.2f}, {sp['ci95'][1]:.2f}]" if sp and None not in sp["ci95"] else "-",
+                    str(m["blind_write_runs"]),
+                    str(m["held_calls"]),
+                )
+        out.print(swept)
     out.print(f"ideal speedup {data.get('ideal_speedup')}, efficiency {data.get('efficiency')}")
     rows = Table(title="per task")
     for col in ("task", "shape", "mode", "ok", "wall s", "ideal s", "steps", "calls", "reason"):

@@ -9,11 +9,14 @@ after a failed call, which must say that something failed instead of claiming su
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
+from asyncfc.local.profile import example_messages
 from asyncfc.model_text import AWAIT_TOOL
 from asyncfc.scheduler import Call
 from asyncfc_bench.tasks.world import World
@@ -32,6 +35,7 @@ __all__ = [
     "has_number",
     "has_text",
     "judge",
+    "leaked_example",
     "looked_up",
     "need",
     "no_emails",
@@ -84,6 +88,8 @@ class Evidence:
     answers: list[str]
     """The final text of each user turn."""
     stop_reasons: list[str] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    """What the user wrote, one message per user turn (words of the task are never a leak)."""
 
     @property
     def answer(self) -> str:
@@ -132,14 +138,78 @@ class Verdict:
 
 
 def judge(check: Check, evidence: Evidence) -> Verdict:
-    """Every user turn must end in an answer, then the task's own check must find nothing."""
+    """Every user turn must end in an answer, then the task's own check must find nothing,
+    and no answer or written value may repeat the embedded model's worked example."""
     problems = [f"turn {i + 1}: {r}" for i, r in enumerate(evidence.stop_reasons) if r != "answer"]
     if not problems:
         try:
             problems = check(evidence)
         except Exception as exc:  # a check must not crash the suite on odd model output
             problems = [f"check raised {type(exc).__name__}: {exc}"]
+        problems += no_leaked_example(evidence)
     return Verdict(not problems, "; ".join(problems))
+
+
+# ---------------------------------------------------------------- the worked example
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|,\s+")
+
+
+@cache
+def example_markers() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What only the embedded profile's worked example says: its entities (the tools'
+    names, the items looked up) and its sentences and clauses (the task, the notes, the
+    closing answer), in both the sync and the async form."""
+    entities: set[str] = set()
+    phrases: set[str] = set()
+    for is_async in (False, True):
+        for m in example_messages(is_async):
+            if m.role in ("user", "assistant") and m.content:
+                phrases.update(p.strip(" .") for p in _SENTENCE.split(m.content))
+            for c in m.tool_calls:
+                if c.name == AWAIT_TOOL:
+                    continue
+                entities.add(c.name)
+                for key, value in json.loads(c.arguments).items():
+                    if not isinstance(value, str):
+                        continue
+                    if key == "item":
+                        entities.add(value)
+                    else:
+                        phrases.update(p.strip(" .") for p in _SENTENCE.split(value))
+    phrases = {p for p in phrases if len(p.split()) >= 2 and "fut_" not in p}
+    return tuple(sorted(entities)), tuple(sorted(phrases, key=len, reverse=True))
+
+
+def leaked_example(texts: Iterable[str], allowed: str = "") -> list[str]:
+    """The worked example's entities and phrases found in ``texts`` (whole words, case and
+    spacing ignored), except those ``allowed`` (the user's request and the tools' results)
+    contains: a run that copies the example instead of doing its own task."""
+    entities, phrases = example_markers()
+    flat_allowed = " ".join(allowed.lower().split())
+    found: list[str] = []
+    for text in texts:
+        flat = " ".join(text.lower().split())
+        for marker in (*phrases, *entities):
+            m = " ".join(marker.lower().split())
+            if marker in found or re.search(rf"(?<!\w){re.escape(m)}(?!\w)", flat_allowed):
+                continue
+            if re.search(rf"(?<!\w){re.escape(m)}(?!\w)", flat):
+                found.append(marker)
+    return found
+
+
+def no_leaked_example(ev: Evidence) -> list[str]:
+    """No answer and no value written by a state-changing call may repeat the worked example."""
+    writers = {t.name for t in ev.world.tools() if t.writes}
+    written = [
+        json.dumps(c.resolved_arguments or {}, default=str)
+        for c in ev.tool_calls()
+        if c.name in writers and c.ran
+    ]
+    results = [json.dumps(c.value, default=str) for c in ev.tool_calls() if c.error is None]
+    found = leaked_example([*ev.answers, *written], " ".join([*ev.prompts, *results]))
+    return need(not found, f"repeats the worked example of the model's profile: {found[:4]}")
 
 
 # ---------------------------------------------------------------- building blocks

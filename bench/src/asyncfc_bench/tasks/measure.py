@@ -35,6 +35,7 @@ __all__ = [
     "RecordingModel",
     "StepRecord",
     "atoms",
+    "blind_writes",
     "call_duration",
     "copies",
     "critical_path",
@@ -185,6 +186,59 @@ def _shown(call: Call) -> Any:
 
 def _text_of_args(call: Call) -> str:
     return call.raw_arguments
+
+
+# ---------------------------------------------------------------- blind writes
+
+
+def _passed_on(call: Call, by_seq: Mapping[int, Call]) -> set[int]:
+    """The calls whose futures ``call`` passed on, and what those depended on in turn."""
+    out: set[int] = set()
+    todo = list(call.deps)
+    while todo:
+        seq = todo.pop()
+        if seq not in out and seq in by_seq:
+            out.add(seq)
+            todo.extend(by_seq[seq].deps)
+    return out
+
+
+def blind_writes(
+    calls: Sequence[Call], tools: Mapping[str, Tool], flow: Iterable[tuple[str, str]] = ()
+) -> list[str]:
+    """State-changing calls that ran with a value the model had never seen.
+
+    A call of a tool that writes is blind to an earlier call of its user turn when that
+    call's result was not delivered to the model before the write was emitted (pending, or
+    of the same step), the write did not pass its future on (nor one that depended on it),
+    and the write depends on it: by the task's ground truth (``flow``: pairs ``(write tool,
+    source tool)`` from the reference solution) or because the write's arguments carry a
+    value of that result. Write-only calls (acknowledgements) and repeats are no sources.
+    One line per blind write: ``fut_4 save_invoice <- fut_2 convert``.
+    """
+    truth = set(flow)
+    by_seq = {c.seq: c for c in calls}
+    out: list[str] = []
+    for w in calls:
+        tool = tools.get(w.name)
+        if tool is None or not tool.writes or not w.ran:
+            continue
+        passed = _passed_on(w, by_seq)
+        text = _text_of_args(w).lower()
+        sources = []
+        for c in calls:
+            if c.seq >= w.seq or c.user_turn != w.user_turn or c.seq in passed or c.repeat_of is not None:
+                continue
+            source = tools.get(c.name)
+            if source is not None and source.writes and not source.reads:
+                continue
+            if c.delivered_at is not None and c.delivered_at <= w.emitted_at:
+                continue  # the model had it before it wrote the call
+            if (w.name, c.name) in truth or copies(atoms(_shown(c)), text, _text_of_args(c).lower()):
+                sources.append(f"{c.id} {c.name}")
+        if sources:
+            out.append(f"{w.id} {w.name} <- {', '.join(sources)}")
+    return out
 
 
 # ---------------------------------------------------------------- the ideal

@@ -20,6 +20,7 @@ from asyncfc_bench.tasks.runner import Run
 
 __all__ = [
     "summarize",
+    "sweep",
 ]
 
 
@@ -32,18 +33,18 @@ def _r(x: float | None, digits: int = 4) -> float | None:
 def summarize(
     runs: Sequence[Run], modes: Sequence[str], *, seed: int = 0, resamples: int = 4000
 ) -> dict[str, Any]:
-    by: dict[str, dict[tuple[str, int], Run]] = {m: {} for m in modes}
-    order: list[tuple[str, int]] = []
+    by: dict[str, dict[tuple[str, int, float | None], Run]] = {m: {} for m in modes}
+    order: list[tuple[str, int, float | None]] = []
     for run in runs:
         if run.mode in by:
-            key = (run.task, run.run)
+            key = (run.task, run.run, run.lookup_latency_s)
             by[run.mode][key] = run
             if key not in order:
                 order.append(key)
     keys = [k for k in order if all(k in by[m] for m in modes)]
     out: dict[str, Any] = {
         "tasks": len({k[0] for k in keys}),
-        "runs_per_task": len({k[1] for k in keys}),
+        "runs_per_task": len({k[1:] for k in keys}),
         "modes": {},
     }
     if not keys:
@@ -69,6 +70,9 @@ def summarize(
             "prefill_s": _r(sum(r.prefill_s for r in rs)),
             "decode_s": _r(sum(r.decode_s for r in rs)),
             "step_limit": sum(any(s != "answer" for s in r.stop_reasons) for r in rs),
+            "blind_write_runs": sum(bool(r.blind_writes) for r in rs),
+            "blind_writes": sum(len(r.blind_writes) for r in rs),
+            "held_calls": sum(r.held for r in rs),
             "by_shape": _by_shape(rs),
         }
     if "sync" in modes:
@@ -104,6 +108,46 @@ def summarize(
             a_unc = fmean(by["async"][k].uncached_prompt_tokens for k in keys)
             out["uncached_prompt_ratio"] = _r(a_unc / s_unc) if s_unc > 0 else None
     out["per_task"] = [by[m][k].row() for k in keys for m in modes]
+    return out
+
+
+def sweep(
+    runs: Sequence[Run],
+    modes: Sequence[str],
+    latencies: Sequence[float],
+    *,
+    seed: int = 0,
+    resamples: int = 4000,
+) -> dict[str, dict[str, Any]]:
+    """Per lookup latency (keys as written: ``"0"``, ``"2.5"``): each mode's pass rate and
+    blind writes, and each mode's mean speedup over sync with its 95% interval."""
+    out: dict[str, dict[str, Any]] = {}
+    for latency in latencies:
+        data = summarize(
+            [r for r in runs if r.lookup_latency_s == latency], modes, seed=seed, resamples=resamples
+        )
+        per_mode = {
+            mode: {
+                key: m[key]
+                for key in (
+                    "passed",
+                    "pass_rate",
+                    "mean_wall_s",
+                    "blind_write_runs",
+                    "blind_writes",
+                    "held_calls",
+                )
+            }
+            for mode, m in data["modes"].items()
+        }
+        out[f"{latency:g}"] = {
+            "lookup_latency_s": latency,
+            "tasks": data["tasks"],
+            "runs_per_task": data["runs_per_task"],
+            "modes": per_mode,
+            "speedup": data.get("speedup", {}),
+            "mcnemar_p": data.get("mcnemar_p", {}),
+        }
     return out
 
 

@@ -23,7 +23,8 @@ from asyncfc.models.base import Model
 from asyncfc.scheduler import Call
 from asyncfc_bench.tasks.catalog import Task
 from asyncfc_bench.tasks.judge import Evidence, judge
-from asyncfc_bench.tasks.measure import RecordingModel, call_duration, turn_ideal
+from asyncfc_bench.tasks.measure import RecordingModel, blind_writes, call_duration, turn_ideal
+from asyncfc_bench.tasks.script import SolutionModel
 from asyncfc_bench.tasks.world import Latency, World
 
 __all__ = [
@@ -34,7 +35,9 @@ __all__ = [
     "SYSTEM_PROMPT",
     "default_delivery",
     "run_suite",
+    "run_sweep",
     "run_task",
+    "solution_flow",
     "warm_up",
 ]
 
@@ -114,6 +117,13 @@ class Run:
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Runtime consistency problems (a call never resolved or never delivered)."""
+    blind_writes: list[str] = field(default_factory=list)
+    """State-changing calls that ran with a value the model had never seen (see
+    :func:`~asyncfc_bench.tasks.measure.blind_writes`)."""
+    held: int = 0
+    """Calls the agent held because they were written blind (``hold_blind_writes``)."""
+    lookup_latency_s: float | None = None
+    """The lookup latency of this run (None: the realistic profile)."""
 
     @property
     def uncached_prompt_tokens(self) -> int:
@@ -150,8 +160,11 @@ async def run_task(
     *,
     run: int = 0,
     executor: Executor | None = None,
+    flow: frozenset[tuple[str, str]] | None = None,
 ) -> Run:
-    """One task in one mode through one session, judged by the state it leaves."""
+    """One task in one mode through one session, judged by the state it leaves.
+
+    ``flow``: the task's ground truth for blind writes (default: :func:`solution_flow`)."""
     world = World(latency=config.latency())
     tools = world.tools()
     by_name = {t.name: t for t in tools}
@@ -160,7 +173,7 @@ async def run_task(
     if executor is not None:
         options["executor"] = executor
     agent = Agent(recorder, tools, **options)
-    out = Run(task.name, task.shape, mode, run)
+    out = Run(task.name, task.shape, mode, run, lookup_latency_s=config.lookup_latency_s)
     calls: list[Call] = []
     answers: list[str] = []
     try:
@@ -175,6 +188,7 @@ async def run_task(
                 out.notes.extend(result.notes)
                 answers.append(result.text)
                 calls.extend(result.calls)
+                out.held += len(result.held)
                 out.ideal_s += turn_ideal(recorder.steps[first:], result.calls, by_name, task.decides_on)
             out.problems = _consistency(calls)
     except ModelError as exc:
@@ -198,10 +212,58 @@ async def run_task(
     out.decode_s = sum(s.decode_s for s in recorder.steps)
     out.answer = (answers[-1] if answers else "")[:500]
     out.trace_calls = [_line(c) for c in calls]
+    if flow is None:
+        flow = await solution_flow(task)
+    out.blind_writes = blind_writes(calls, by_name, flow)
     if not out.reason:
-        verdict = judge(task.check, Evidence(world, calls, answers, out.stop_reasons))
+        verdict = judge(task.check, Evidence(world, calls, answers, out.stop_reasons, list(task.turns)))
         out.passed, out.reason = verdict.passed, verdict.reason
     return out
+
+
+_FLOWS: dict[str, frozenset[tuple[str, str]]] = {}
+
+
+async def solution_flow(task: Task) -> frozenset[tuple[str, str]]:
+    """The task's ground truth for blind writes: pairs ``(write tool, source tool)`` where the
+    reference solution's write uses the source's result, found by playing the solution in
+    async mode with every call answered by a placeholder (so each value it uses is passed on
+    as a future: the write's references, followed through the calls they depended on), plus
+    every write paired with the tools the task decides on. Computed once per task."""
+    cached = _FLOWS.get(task.name)
+    if cached is not None:
+        return cached
+    world = World(latency=Latency(time_scale=0.001))
+    tools = world.tools()
+    writes = {t.name for t in tools if t.writes}
+    agent = Agent(
+        SolutionModel(task.solution()),
+        tools,
+        mode="async",
+        grace_s=0.0,
+        hold_blind_writes=False,
+        max_steps=20,
+    )
+    calls: list[Call] = []
+    async with agent, agent.session() as session:
+        for text in task.turns:
+            calls.extend((await session.run(text)).calls)
+    by_seq = {c.seq: c for c in calls}
+    pairs: set[tuple[str, str]] = set()
+    for w in calls:
+        if w.name not in writes:
+            continue
+        pairs.update((w.name, name) for name in task.decides_on)
+        todo, seen = list(w.deps), set()
+        while todo:
+            seq = todo.pop()
+            if seq in seen or seq not in by_seq:
+                continue
+            seen.add(seq)
+            pairs.add((w.name, by_seq[seq].name))
+            todo.extend(by_seq[seq].deps)
+    _FLOWS[task.name] = frozen = frozenset(pairs)
+    return frozen
 
 
 async def warm_up(model: Model, mode: ModeName, config: Config) -> None:
@@ -230,20 +292,50 @@ async def run_suite(
     on_run: Callable[[Run], None] | None = None,
 ) -> list[Run]:
     """Every task in every mode, ``config.runs`` times: per repetition, mode after mode."""
+    return await run_sweep(
+        tasks, config, [config.lookup_latency_s], model_for, warm_model=warm_model, on_run=on_run
+    )
+
+
+async def run_sweep(
+    tasks: Sequence[Task],
+    config: Config,
+    latencies: Sequence[float | None],
+    model_for: ModelFor,
+    *,
+    warm_model: Model | None = None,
+    on_run: Callable[[Run], None] | None = None,
+) -> list[Run]:
+    """:func:`run_suite` at each lookup latency: per repetition, latency after latency, and
+    at each latency mode after mode, the order of the modes alternating from one latency to
+    the next, so slow drifts of the machine fall on every mode alike."""
     runs: list[Run] = []
+    flows = {task.name: await solution_flow(task) for task in tasks}
     executor = ThreadExecutor(default_timeout=60.0)  # one for all runs: one per agent would leak pools
     try:
+        block = 0
         for rep in range(config.runs):
-            for mode in config.modes:
-                if warm_model is not None:
-                    await warm_up(warm_model, mode, config)
-                for task in tasks:
-                    run = await run_task(
-                        task, mode, model_for(task, mode, rep), config, run=rep, executor=executor
-                    )
-                    runs.append(run)
-                    if on_run is not None:
-                        on_run(run)
+            for latency in latencies:
+                at = dataclasses.replace(config, lookup_latency_s=latency)
+                alternate = len(latencies) > 1 and block % 2 == 1  # one latency: the order as given
+                modes = tuple(reversed(config.modes)) if alternate else config.modes
+                block += 1
+                for mode in modes:
+                    if warm_model is not None:
+                        await warm_up(warm_model, mode, at)
+                    for task in tasks:
+                        run = await run_task(
+                            task,
+                            mode,
+                            model_for(task, mode, rep),
+                            at,
+                            run=rep,
+                            executor=executor,
+                            flow=flows[task.name],
+                        )
+                        runs.append(run)
+                        if on_run is not None:
+                            on_run(run)
     finally:
         await executor.close()
     return runs
