@@ -30,7 +30,6 @@ from typing import Any
 
 import anyio
 import mcp.types as mt
-from mcp.shared._context_streams import ContextReceiveStream, ContextSendStream, create_context_streams
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
@@ -38,6 +37,8 @@ __all__ = [
     "MAX_LINE_BYTES",
     "BadLine",
     "SCAN_CHARS",
+    "LineReadStream",
+    "LineWriteStream",
     "Scan",
     "error_line",
     "guard_http",
@@ -237,23 +238,24 @@ async def _pipe_writer(fd: int) -> tuple[Callable[[bytes], Awaitable[None]], Cal
     try:
         transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
     except (ValueError, OSError, NotImplementedError):
-        lock = threading.Lock()
+        lock = anyio.Lock()  # one write at a time, in call order
 
         def blocking(data: bytes) -> None:
-            with lock:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
 
         async def write_thread(data: bytes) -> None:
-            await anyio.to_thread.run_sync(blocking, data)
+            async with lock:
+                await anyio.to_thread.run_sync(blocking, data)
 
         return write_thread, lambda: None
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
 
     async def write(data: bytes) -> None:
+        # the pipe transport writes at once or buffers, in call order: no lock needed
         writer.write(data)
-        if transport.get_write_buffer_size():
+        if transport.get_write_buffer_size() > 1 << 16:
             await writer.drain()
 
     return write, transport.close
@@ -283,12 +285,96 @@ def _claim_std_fds() -> Iterator[tuple[int, int]]:
                 os.close(fd)
 
 
+class LineReadStream:
+    """The read side ``Server.run`` consumes: parsed messages straight from the pipe.
+
+    No task of its own between the pipe and the SDK (each hand-over between tasks costs a
+    turn of the event loop on every request); a line that does not parse is answered here,
+    through the same writer as the session's messages, and reported to ``on_bad``.
+    """
+
+    def __init__(
+        self,
+        lines: _Lines,
+        write: Callable[[bytes], Awaitable[None]],
+        on_bad: Callable[[BadLine], None] | None,
+    ) -> None:
+        self._lines = lines
+        self._write = write
+        self._on_bad = on_bad
+        self._closed = False
+
+    async def receive(self) -> SessionMessage | Exception:
+        while not self._closed:
+            item = await self._lines.next()
+            if item is None:
+                break
+            line, total = item
+            if total is None and not line.strip():
+                continue
+            parsed = parse_line(line, total=total)
+            if isinstance(parsed, SessionMessage):
+                return parsed
+            if self._on_bad is not None:
+                self._on_bad(parsed)
+            if parsed.reply is not None:
+                await self._write(parsed.reply)
+        if self._closed:
+            raise anyio.ClosedResourceError
+        raise anyio.EndOfStream
+
+    def __aiter__(self) -> LineReadStream:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        self._closed = True
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> LineReadStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closed = True
+
+
+class LineWriteStream:
+    """The write side ``Server.run`` sends to: each message written to the pipe at once."""
+
+    def __init__(self, write: Callable[[bytes], Awaitable[None]]) -> None:
+        self._write = write
+        self._closed = False
+
+    async def send(self, item: SessionMessage, /) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+        await self._write(data.encode() + b"\n")
+
+    def close(self) -> None:
+        self._closed = True
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> LineWriteStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closed = True
+
+
 @contextlib.asynccontextmanager
 async def stdio_streams(
     in_fd: int | None = None, out_fd: int | None = None, *, on_bad: Callable[[BadLine], None] | None = None
-) -> AsyncIterator[
-    tuple[ContextReceiveStream[SessionMessage | Exception], ContextSendStream[SessionMessage]]
-]:
+) -> AsyncIterator[tuple[LineReadStream, LineWriteStream]]:
     """Like the SDK's ``stdio_server()``: the (read, write) streams for ``Server.run``.
 
     ``in_fd``/``out_fd`` default to the process's stdin and stdout (claimed while serving).
@@ -302,50 +388,7 @@ async def stdio_streams(
         write, close_writer = await _pipe_writer(out_fd)
         stack.callback(close_reader)
         stack.callback(close_writer)
-        lock = anyio.Lock()
-
-        async def send(data: bytes) -> None:
-            async with lock:
-                await write(data)
-
-        read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
-        write_stream, write_reader = create_context_streams[SessionMessage](0)
-
-        async def read_lines() -> None:
-            lines = _Lines(reader)
-            try:
-                async with read_writer:
-                    while (item := await lines.next()) is not None:
-                        line, total = item
-                        if not line.strip() and total is None:
-                            continue
-                        parsed = parse_line(line, total=total)
-                        if isinstance(parsed, SessionMessage):
-                            await read_writer.send(parsed)
-                            continue
-                        if on_bad is not None:
-                            on_bad(parsed)
-                        if parsed.reply is not None:
-                            await send(parsed.reply)
-            except anyio.ClosedResourceError:
-                await anyio.lowlevel.checkpoint()
-
-        async def write_messages() -> None:
-            try:
-                async with write_reader:
-                    async for message in write_reader:
-                        data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                        await send(data.encode() + b"\n")
-            except (anyio.ClosedResourceError, BrokenPipeError, ConnectionResetError):
-                await anyio.lowlevel.checkpoint()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(read_lines)
-            tg.start_soon(write_messages)
-            try:
-                yield read_stream, write_stream
-            finally:
-                tg.cancel_scope.cancel()
+        yield LineReadStream(_Lines(reader), write, on_bad), LineWriteStream(write)
 
 
 # -- streamable HTTP ------------------------------------------------------------------
