@@ -88,6 +88,12 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         action="store_false",
         help="run the embedded model without its profile (worked example, repeats answered; default: with)",
     )
+    p.add_argument(
+        "--no-hold",
+        dest="hold",
+        action="store_false",
+        help="run blind writes as the model wrote them (default: the agent's, held in async mode)",
+    )
     p.add_argument("--list", action="store_true", help="list the tasks and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=cmd_bench_tasks)
@@ -175,6 +181,7 @@ async def _run(
         time_scale=args.time_scale,
         delivery=args.delivery,
         max_steps=args.max_steps,
+        agent_options={} if args.hold else {"hold_blind_writes": False},
     )
     # the embedded model comes with its profile (worked example, repeats answered) unless --no-profile
     cls: type[OpenAIChatModel] = OpenAIChatModel
@@ -248,6 +255,7 @@ async def _run(
             "temperature": 0.0,
             "seed": args.seed,
             "profile": cls is not OpenAIChatModel,
+            "hold_blind_writes": args.hold,
         },
         elapsed_s=round(time.perf_counter() - started, 1),
         async_prompt_overhead=None
