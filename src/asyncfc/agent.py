@@ -579,6 +579,8 @@ class Session:
             tc = tc if named == tc.arguments else ToolCall(tc.id, tc.name, named)
         if not self.agent.hold_blind_writes:
             return self._submit(tc, step)
+        if self.agent.profile.answer_repeats and (tc.name, _canonical(tc.arguments)) in self._turn_calls:
+            return self._submit(tc, step)  # answered from the identical earlier call: nothing runs
         if self._held_in_step[0] != step:
             self._held_in_step = (step, [])
         held_now = self._held_in_step[1]
