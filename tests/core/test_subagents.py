@@ -411,3 +411,33 @@ def test_sub_agent_spans_nest_inside_the_parent_call_and_costs_roll_up() -> None
     assert subs > 0
     assert result.usage.steps == 4
     assert result.usage.output_tokens == own + subs
+
+
+def test_the_parent_calls_timeout_cancels_the_sub_agent_run() -> None:
+    cancelled = asyncio.Event()
+
+    @tool(pure=True)
+    async def hang() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "never"
+
+    sub = Agent(ScriptedModel([[ScriptedCall("hang")], "unreachable"]), [hang], grace_s=0.0)
+    parent = Agent(
+        ScriptedModel([[ScriptedCall("helper", {"task": "hang"})], "gave up"]),
+        [sub.as_tool(name="helper", timeout=0.2)],
+        revise="never",
+    )
+
+    async def scenario() -> Any:
+        result = await parent.run("go")
+        await asyncio.wait_for(cancelled.wait(), 5)  # the sub-call saw the cancellation
+        return result
+
+    result = run(scenario())
+    (call,) = result.calls
+    assert call.error is not None and call.error.kind is ErrorKind.TIMEOUT
+    assert cancelled.is_set()
