@@ -99,7 +99,12 @@ def _check_declared(name: str, kind: str, declared: Sequence[str], needed: Seque
 
 
 def _describe_call(call: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.resolved_arguments}
+    row: dict[str, Any] = {
+        "id": call.id,
+        "name": call.name,
+        "arguments": call.resolved_arguments,
+        "ran": call.ran,  # False: answered without running (a repeat, bad arguments, a failed dependency)
+    }
     if call.error is not None:
         row["error"] = call.error.message
     else:

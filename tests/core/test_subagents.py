@@ -351,7 +351,7 @@ def test_a_failing_sub_agent_is_an_error_value_and_its_siblings_go_on() -> None:
         return text
 
     good = Agent(ScriptedModel([[ScriptedCall("echo", {"text": "fine"})], "fine"]), [echo])
-    bad = Agent(Broken(), [echo])  # type: ignore[arg-type]
+    bad = Agent(Broken(), [echo])
     looping = Agent(ScriptedModel([[ScriptedCall("echo", {"text": "again"})]] * 5), [echo], max_steps=2)
     parent = Agent(
         ScriptedModel(

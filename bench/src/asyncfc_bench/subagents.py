@@ -415,11 +415,11 @@ def _consistency(result: RunResult, world: World) -> list[str]:
         for c in result.calls
         if c.name == "research" and isinstance(c.value, dict)
         for s in c.value.get("calls", [])
-        if s.get("name") == "lookup"
+        if s.get("name") == "lookup" and s.get("ran")
     )
     failed_research = any(c.name == "research" and c.error is not None for c in result.calls)
     if not failed_research and sub_lookups != len(world.lookups):
-        out.append(f"{len(world.lookups)} lookups ran for {sub_lookups} lookup calls")
+        out.append(f"{len(world.lookups)} lookups ran for {sub_lookups} lookup calls that ran")
     return out
 
 
