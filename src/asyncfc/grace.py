@@ -10,18 +10,19 @@ wait for a call's value before it answers with a placeholder. Two policies:
 
 The cost-aware rule
 -------------------
-Waiting for a call delays the next model step by the time the call still needs. A
+Waiting for a call delays the next model step by the time ``r`` the call still needs. A
 placeholder delays nothing now but costs the model later:
 
 * the tokens it reads: the placeholder, then the delivery that carries the value
   (``tokens x prefill seconds per token``, measured);
-* a likely extra model step to await the value (``share x await-step seconds``): the
-  share of placeholders that were followed by an ``await_future`` step in this
-  conversation (learned, from a prior of ``await_share``), times the cost of a step that
-  only emits an await call (the mean prefill of recent steps plus the decode of an
-  await call, measured).
+* when the model needs the value, an ``await_future`` step, after which it waits for the
+  value anyway: it gets on after ``max(s, r)``, where ``s`` is the cost of a step that
+  only emits an await call (the mean prefill of recent steps plus the decode of an await
+  call, measured). How often that happens is the share of placeholders followed by an
+  await step in this conversation (learned, from a prior of ``await_share``).
 
-That sum is the *placeholder cost* ``C``. The call's remaining time ``r`` is predicted from
+That expectation, ``C = tokens x seconds per token + share x max(s, r)``, is the
+*placeholder cost*. The call's remaining time ``r`` is predicted from
 its tool's latency: the mean of its finished runs (an exponentially weighted moving average
 of ``finished_at - started_at``, weight ``smoothing`` on the newest run), or before any run
 finished, the tool's declared hint (``@tool(latency_s=...)``). Then, with
@@ -29,10 +30,11 @@ finished, the tool's declared hint (``@tool(latency_s=...)``). Then, with
 
 * ``r <= budget``: wait, at most ``budget`` from now (a slower run than usual still gets a
   placeholder once waiting has cost as much as the placeholder would);
-* ``r > budget``: a placeholder at once (a tool that was slow last time is not waited for);
-* ``r`` unknown (no hint, no finished run yet): wait until ``budget`` after the call was
-  emitted, the classic rent-or-buy choice, which never pays more than twice the better
-  of the two choices in hindsight.
+* ``r > budget``: a placeholder at once (a tool that was slow last time is not waited for,
+  unless nearly every placeholder is awaited: then waiting costs no more than awaiting);
+* ``r`` unknown (no hint, no finished run yet): wait until ``budget`` (with ``r = 0``)
+  after the call was emitted, the classic rent-or-buy choice, which never pays more than
+  twice the better of the two choices in hindsight.
 
 The model's costs come from the steps the trace recorded (:meth:`asyncfc.trace.Trace.model_step`,
 their :class:`~asyncfc.models.base.Usage` timings): asyncfc's own :class:`~asyncfc.agent.Agent`
@@ -261,10 +263,13 @@ class CostAware(Grace):
         step = prefill / len(timed) + AWAIT_CALL_TOKENS * per_output
         return ModelCost(step, prefill / uncached if uncached else 0.0, len(timed))
 
-    def placeholder_cost(self, cost: ModelCost, placeholder_tokens: int) -> float:
-        """Seconds a placeholder of ``placeholder_tokens`` tokens is expected to cost the model."""
+    def placeholder_cost(self, cost: ModelCost, placeholder_tokens: int, remaining_s: float = 0.0) -> float:
+        """Seconds until the model gets on after a placeholder of ``placeholder_tokens`` tokens
+        for a call with ``remaining_s`` to go, in expectation: the tokens it reads, and when it
+        awaits the value, an await step that ends when the step or the call does, whichever
+        is later."""
         tokens = placeholder_tokens + DELIVERY_TOKENS
-        return tokens * cost.prefill_token_s + self.share_awaited * cost.step_s
+        return tokens * cost.prefill_token_s + self.share_awaited * max(cost.step_s, remaining_s)
 
     def remaining(
         self, call: Call, now: float, tools: Mapping[str, Tool], calls: Sequence[Call], depth: int = 3
@@ -309,11 +314,13 @@ class CostAware(Grace):
         tool = tools.get(call.name)
         example = tool.output_example if tool is not None else None
         tokens = max(1, len(dumps(placeholder(call.id, example))) // 4)
-        cost = self.placeholder_cost(self.model_cost(usages), tokens)
-        budget = min(cost, self.cap_s)
+        model = self.model_cost(usages)
         if call.done:
-            return Decision(now, 0.0, cost, budget, "done")
+            cost = self.placeholder_cost(model, tokens)
+            return Decision(now, 0.0, cost, min(cost, self.cap_s), "done")
         left = self.remaining(call, now, tools, calls)
+        cost = self.placeholder_cost(model, tokens, left or 0.0)
+        budget = min(cost, self.cap_s)
         if left is None:
             return Decision(call.emitted_at + budget, None, cost, budget, "unknown")
         if left <= budget:

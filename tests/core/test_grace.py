@@ -187,6 +187,22 @@ def test_the_share_of_awaited_placeholders_is_learned() -> None:
     assert policy.awaits == 8
 
 
+def test_a_model_that_awaits_every_placeholder_is_spared_the_await_step() -> None:
+    # an awaited placeholder gets the model on only when its step and the call are both done:
+    # for a call slower than that step, waiting costs no more, and saves the step and its tokens
+    steps = [step(0.4, 0.05, prompt=100)]  # a 0.4 s step; 0.004 s per prompt token
+    slow_call = call(1, "second", started=0.0)
+    hints = {"second": tool(pure=True, latency_s=1.0, name="second")(plain.fn)}
+    policy = CostAware()
+    d = policy.decide(slow_call, now=0.0, usages=steps, tools=hints)
+    assert d.reason == "slow"  # half the placeholders awaited: a placeholder is cheaper
+    for seq in range(1, 51):
+        policy.placeheld(call(seq, "second"))
+        policy.awaited([call(seq, "second")])
+    d = policy.decide(slow_call, now=0.0, usages=steps, tools=hints)
+    assert d.reason == "fast" and d.placeholder_s > 1.0
+
+
 def test_the_fixed_window_counts_from_emission() -> None:
     window = FixedWindow(0.5)
     assert window.until(call(1, "crawl", emitted=3.0), host=None) == 3.5  # type: ignore[arg-type]

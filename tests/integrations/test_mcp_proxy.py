@@ -43,7 +43,6 @@ from asyncfc.integrations.mcp import (  # noqa: E402
 )
 from asyncfc.integrations.mcp.annotations import tool_options  # noqa: E402
 from asyncfc.integrations.mcp.upstream import Upstream  # noqa: E402
-from asyncfc.runtime import DEFAULT_GRACE_S  # noqa: E402
 
 SHOP = Path(__file__).resolve().parent / "mcp_upstreams" / "shop.py"
 DELAY = 0.8
@@ -333,7 +332,7 @@ def test_cli_help_lists_values_and_defaults(capsys: pytest.CaptureFixture[str]) 
         "(default: stdio)",
         "(default: 8000)",
         "--annotations",
-        f"(default: {DEFAULT_GRACE_S})",
+        "(default: auto)",
     ):
         assert needle in text
     assert cli_main(["mcp", "serve"]) == 2  # no upstream
