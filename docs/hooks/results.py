@@ -308,7 +308,31 @@ def render_subagents(out: dict[str, Any]) -> str:
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+def render_proxy(out: dict[str, Any]) -> str:
+    rows = [
+        [
+            system,
+            ("+" if system == "difference" else "") + _num(out[system]["median_us"], 0),
+            ("+" if system == "difference" else "") + _num(out[system]["p90_us"], 0),
+            ("+" if system == "difference" else "") + _num(out[system]["mean_us"], 0),
+        ]
+        for system in ("direct", "proxied", "difference")
+    ]
+    table = _table(["calls to the same upstream", "median µs", "p90 µs", "mean µs"], rows)
+    verdict = "within" if out["within_budget"] else "over"
+    head = (
+        f"{_num(out['calls'])} calls each (after {_num(out['warmup'])} unmeasured), direct and through "
+        f"`asyncfc mcp serve` in turn, to the instant tool `{out['tool']}` over {out['transport']}."
+    )
+    tail = (
+        f"The proxy adds {_num(out['difference']['median_us'], 0)} µs per call at the median: "
+        f"{verdict} the {_num(out['budget_us'], 0)} µs budget."
+    )
+    return f"{head}\n\n{table}\n\n{tail}"
+
+
     "subagents-sim": render_subagents,
+    "proxy": render_proxy,
     "subagents-local": render_subagents,
     "bfcl-replay": render_bfcl,
     "synthetic": render_synthetic,
