@@ -307,7 +307,6 @@ def render_subagents(out: dict[str, Any]) -> str:
     return f"{head}\n\n{table}\n\n{tail}"
 
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 def render_proxy(out: dict[str, Any]) -> str:
     rows = [
         [
@@ -331,8 +330,9 @@ def render_proxy(out: dict[str, Any]) -> str:
     return f"{head}\n\n{table}\n\n{tail}"
 
 
-    "subagents-sim": render_subagents,
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "proxy": render_proxy,
+    "subagents-sim": render_subagents,
     "subagents-local": render_subagents,
     "bfcl-replay": render_bfcl,
     "synthetic": render_synthetic,
