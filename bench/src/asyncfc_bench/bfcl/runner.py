@@ -483,6 +483,9 @@ async def run_entry(
         # a fixed window is scaled like the delays it is measured against; auto measures them
         "grace": config.grace if isinstance(config.grace, str) else config.grace * config.time_scale,
         "executor": executor or ThreadExecutor(default_timeout=None),
+        # the replay plays the ground truth, passing on or awaiting every value it has not seen,
+        # so a literal it writes is never blind; and it would not emit a held call again
+        "hold_blind_writes": False if config.replay else None,
         **config.agent_options,
     }
     agent = Agent(make_model(plan, config, model), tools, **options)
