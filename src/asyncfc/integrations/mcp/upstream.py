@@ -198,6 +198,10 @@ class Upstream:
         self.gone: str | None = None
         """Why the upstream is unusable, once its connection failed or closed."""
         self._lost = asyncio.Event()
+        self._calls: set[asyncio.Task[Any]] = set()
+        """Tasks waiting on this upstream's answer."""
+        self._cut: set[asyncio.Task[Any]] = set()
+        """Those cancelled because the upstream went away."""
         self._stop = asyncio.Event()
         self._owner: asyncio.Task[None] | None = None
 
@@ -244,6 +248,10 @@ class Upstream:
         if self.gone is None:
             self.gone = reason
         self._lost.set()
+        for task in list(self._calls):  # calls waiting on it fail now, not at their timeout
+            if task not in self._cut:
+                self._cut.add(task)
+                task.cancel()
 
     async def aclose(self) -> None:
         self._stop.set()
@@ -260,22 +268,24 @@ class Upstream:
     ) -> Any:
         if self.gone is not None or self.client is None:
             raise UpstreamUnavailable(self.gone or f"upstream {self.name!r} is not connected")
-        request = asyncio.ensure_future(
-            self.client.call_tool(tool.name, arguments, progress_callback=progress)
-        )
-        lost = asyncio.ensure_future(self._lost.wait())
+        # awaited in the call's own task (no task per request: each costs turns of the event
+        # loop on every call); _mark_gone cancels it if the upstream dies under it
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
         try:
-            await asyncio.wait((request, lost), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            lost.cancel()
-            if not request.done():  # cancelled, or the upstream died under the call
-                request.cancel()
-                with contextlib.suppress(BaseException):
-                    await request
-        if not request.done() or request.cancelled():
-            raise UpstreamUnavailable(self.gone or f"upstream {self.name!r} went away")
-        try:
-            result = request.result()
+            try:
+                result = await self.client.call_tool(tool.name, arguments, progress_callback=progress)
+            finally:
+                self._calls.discard(task)
+        except asyncio.CancelledError:
+            if task not in self._cut:
+                raise  # the call itself was cancelled (timeout, the client)
+            self._cut.discard(task)
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+: the cancel was ours
+            if uncancel is not None:
+                uncancel()
+            raise UpstreamUnavailable(self.gone or f"upstream {self.name!r} went away") from None
         except MCPError as exc:
             if exc.code == mt.CONNECTION_CLOSED:
                 self._mark_gone(
