@@ -214,3 +214,11 @@ def test_cli_refuses_a_bad_latency_list(capsys: pytest.CaptureFixture[str]) -> N
             main(["bench", "tasks", "--lookup-latency", bad])
         assert exc.value.code == 2
         assert "--lookup-latency" in capsys.readouterr().err
+
+
+def test_no_hold_runs_the_baseline() -> None:
+    from asyncfc.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["bench", "tasks"]).hold is True
+    assert parser.parse_args(["bench", "tasks", "--no-hold"]).hold is False
