@@ -563,6 +563,7 @@ NOT_RAISED_AT_THE_DEVELOPER = {
     "ArgumentsError": "Tool.validate's, the scheduler turns it into an invalid_arguments CallError",
     "ReferenceError_": "a future reference the model wrote is bad: an unknown_future CallError",
     "NotPicklableError": "the processes executor turns it into ToolDefinitionError or ToolFailed",
+    "SubagentIncomplete": "raised inside an agent tool; the executor turns it into a tool_error CallError",
 }
 """asyncfc's own exceptions that are not AsyncFCErrors: each is caught inside asyncfc."""
 
