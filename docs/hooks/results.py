@@ -76,7 +76,8 @@ def render_synthetic(out: dict[str, Any]) -> str:
     w = out["workload"]
     head = (
         f"Workload: {w['chains']} chains x {w['length']} calls, {w['delay_s']} s per call, "
-        f"{w['decode_s']} s decode per call; executor `{out.get('executor', 'threads')}`."
+        f"{w['decode_s']} s decode per call; executor `{out.get('executor', 'threads')}`"
+        + (f"; grace `{out['grace']}`." if "grace" in out else ".")
     )
     text = f"{head}\n\n{_modes(out)}"
     if "adapter_overhead_ms" in out:
@@ -338,6 +339,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "synthetic": render_synthetic,
     "synthetic-server": render_synthetic,
     "synthetic-slow": render_synthetic,
+    "synthetic-fixed-grace": render_synthetic,
     "synthetic-wires": render_synthetic_wires,
     "overhead": render_overhead,
     "load": render_load,
