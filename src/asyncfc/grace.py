@@ -213,6 +213,11 @@ class CostAware(Grace):
         """Learned seconds per tool name (the moving average of its finished runs)."""
         self.placeholders = 0
         self.awaits = 0
+        self._tokens: dict[str, int] = {}
+        """Placeholder tokens per tool (its output example decides): counted once."""
+        self._cost: tuple[tuple[int, int], ModelCost] | None = None
+        """The last model cost, by (steps, id of the newest step's usage): a burst of calls
+        after one step costs one computation."""
 
     # -- what it learns -------------------------------------------------------------
 
@@ -311,10 +316,17 @@ class CostAware(Grace):
         """The decision for ``call`` at trace time ``now``, from the given model steps'
         usages, tool table (for hints and output examples) and the session's calls."""
         tools = tools or {}
-        tool = tools.get(call.name)
-        example = tool.output_example if tool is not None else None
-        tokens = max(1, len(dumps(placeholder(call.id, example))) // 4)
-        model = self.model_cost(usages)
+        tokens = self._tokens.get(call.name)
+        if tokens is None:
+            tool = tools.get(call.name)
+            example = tool.output_example if tool is not None else None
+            tokens = self._tokens[call.name] = max(1, len(dumps(placeholder("fut_100", example))) // 4)
+        key = (len(usages), id(usages[-1]) if usages else 0)
+        if self._cost is not None and self._cost[0] == key:
+            model = self._cost[1]
+        else:
+            model = self.model_cost(usages)
+            self._cost = (key, model)
         if call.done:
             cost = self.placeholder_cost(model, tokens)
             return Decision(now, 0.0, cost, min(cost, self.cap_s), "done")
