@@ -265,7 +265,8 @@ async def _pipe_writer(fd: int) -> tuple[Callable[[bytes], Awaitable[None]], Cal
 def _claim_std_fds() -> Iterator[tuple[int, int]]:
     """Serve the wire from private duplicates of fd 0 and 1; point 0 at /dev/null, 1 at stderr."""
     private_in, private_out = os.dup(0), os.dup(1)
-    blocking = {fd: os.get_blocking(fd) for fd in (private_in, private_out)}
+    get_blocking = getattr(os, "get_blocking", None)  # POSIX (Windows from Python 3.12)
+    blocking = {fd: get_blocking(fd) for fd in (private_in, private_out)} if get_blocking else {}
     devnull = os.open(os.devnull, os.O_RDONLY)
     try:
         os.dup2(devnull, 0)
@@ -279,7 +280,9 @@ def _claim_std_fds() -> Iterator[tuple[int, int]]:
             sys.stdout.flush()
         for fd, std in ((private_in, 0), (private_out, 1)):
             with contextlib.suppress(OSError):
-                os.set_blocking(fd, blocking[fd])  # a shared terminal must not stay non-blocking
+                if fd in blocking:
+                    os.set_blocking(fd, blocking[fd])  # a shared terminal must not stay non-blocking
+            with contextlib.suppress(OSError):
                 os.dup2(fd, std)
             with contextlib.suppress(OSError):
                 os.close(fd)
