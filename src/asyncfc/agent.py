@@ -606,12 +606,12 @@ class Session:
 
         They are the calls of this user turn's earlier steps whose values the model has not
         been given yet (in sync mode it would have seen them before this step; a call of the
-        same step it could not have seen in any mode), except those the call references (it
-        passes their futures: the runtime fills the values in) and what those depend on,
-        repeats (their original counts), and write-only calls (a tool that writes and reads
-        nothing returns an acknowledgement, not a value to copy). Empty for a tool that does
-        not write, an unknown tool, and a call that repeats one held earlier in the turn
-        (emitting it again confirms it).
+        same step it could not have seen in any mode), except repeats (their original
+        counts) and write-only calls (a tool that writes and reads nothing returns an
+        acknowledgement, not a value to copy). Empty for a tool that does not write, an
+        unknown tool, a call that passes a future on (the model uses futures for the values
+        it has not seen; the runtime fills them in), and a call that repeats one held
+        earlier in the turn (emitting it again confirms it).
         """
         tool = self.agent.tools.get(tc.name)
         if tool is None or not tool.writes:
@@ -630,14 +630,9 @@ class Session:
             parsed: Any = json.loads(tc.arguments or "{}")
         except (ValueError, RecursionError):
             return []  # malformed: the runtime answers it with an error, it changes nothing
-        passed: set[int] = set()
-        todo = [s for s in references_in(tc.arguments, parsed) if 0 < s <= len(calls)]
-        while todo:  # the referenced calls and everything they depend on
-            seq = todo.pop()
-            if seq not in passed:
-                passed.add(seq)
-                todo.extend(d for d in calls[seq - 1].deps if 0 < d <= len(calls))
-        return [c for c in self._value_calls(pending) if c.seq not in passed]
+        if references_in(tc.arguments, parsed):
+            return []
+        return self._value_calls(pending)
 
     def _value_calls(self, calls: Sequence[Call] | None = None) -> list[Call]:
         """Of ``calls`` (default: this user turn's undelivered ones), those whose result is a

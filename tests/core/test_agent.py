@@ -82,9 +82,7 @@ def run_script(
 def test_results_equal_across_modes() -> None:
     prints = {}
     for mode in MODES:
-        # the script's put passes fut_1 but not fut_2, which may still be pending: a blind write
-        # the hold would keep back (tested in test_hold_blind_writes.py); here the modes must agree
-        result, store = run_script(mode, hold_blind_writes=False)
+        result, store = run_script(mode)
         assert result.stop_reason == "answer" and result.text == "done"
         assert all(c.error is None for c in result.calls)
         assert [c.value for c in result.calls] == [5, 3, 13, 5, 18, 5]

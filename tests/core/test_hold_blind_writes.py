@@ -301,3 +301,24 @@ def test_the_option() -> None:
     assert Agent(model, books.tools(), mode="async", hold_blind_writes=False).hold_blind_writes is False
     with pytest.raises(ConfigurationError, match="hold_blind_writes"):
         Agent(model, books.tools(), hold_blind_writes="yes")  # type: ignore[arg-type]
+
+
+def test_a_write_that_passes_a_future_on_is_not_held_while_other_lookups_are_pending() -> None:
+    """The quickstart's shape: two lookups, then an email passing one of them on. The model
+    uses futures for what it has not seen, so the call runs (the other lookup is not its
+    business); a literal it writes beside a future is not checked (the task suite counts
+    such writes)."""
+    books = Books()
+    books.release.clear()
+
+    def email_one(transcript: Sequence[Message]) -> TurnSpec:
+        books.release.set()
+        return [ScriptedCall("save_invoice", {"amount": seen(transcript, 1)})]
+
+    turns: list[Turn] = [
+        [ScriptedCall("convert", {"amount": 353.12}), ScriptedCall("get_rate", {"currency": "GBP"})],
+        email_one,
+        "done",
+    ]
+    result = run_books("async", turns, books)
+    assert result.held == [] and books.invoices == [325.48]
