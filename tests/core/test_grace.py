@@ -249,6 +249,28 @@ def test_every_host_takes_the_option() -> None:
         Agent(OpenAIChatModel("m", base_url="http://127.0.0.1:9/v1"), [quick], grace="later")  # type: ignore[arg-type]
 
 
+def test_the_mcp_proxy_learns_once_for_every_session() -> None:
+    from asyncfc.integrations.mcp import ProxyConfig
+    from asyncfc.integrations.mcp.server import Sessions
+
+    async def main() -> None:
+        sessions = Sessions([quick], ProxyConfig())
+        try:
+            assert isinstance(sessions.grace, CostAware)
+            assert sessions.get("a").grace is sessions.get("b").grace is sessions.grace
+        finally:
+            await sessions.aclose()
+        fixed = Sessions([quick], ProxyConfig(grace=0.2))
+        try:
+            assert isinstance(fixed.get("a").grace, FixedWindow)
+        finally:
+            await fixed.aclose()
+
+    asyncio.run(main())
+    with pytest.raises(ConfigurationError):
+        Sessions([quick], ProxyConfig(grace="soon"))  # type: ignore[arg-type]
+
+
 def test_the_cli_value() -> None:
     assert grace_option("auto") == "auto" and grace_option("AUTO") == "auto"
     assert grace_option("0.5") == 0.5
