@@ -122,6 +122,8 @@ class Run:
     :func:`~asyncfc_bench.tasks.measure.blind_writes`)."""
     held: int = 0
     """Calls the agent held because they were written blind (``hold_blind_writes``)."""
+    held_calls: list[str] = field(default_factory=list)
+    """Those calls as the model wrote them: name(arguments)."""
     lookup_latency_s: float | None = None
     """The lookup latency of this run (None: the realistic profile)."""
 
@@ -189,6 +191,7 @@ async def run_task(
                 answers.append(result.text)
                 calls.extend(result.calls)
                 out.held += len(result.held)
+                out.held_calls += [f"{h.name}({h.arguments})"[:300] for h in result.held]
                 out.ideal_s += turn_ideal(recorder.steps[first:], result.calls, by_name, task.decides_on)
             out.problems = _consistency(calls)
     except ModelError as exc:
