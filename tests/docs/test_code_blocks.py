@@ -210,13 +210,17 @@ SIMULATIONS: dict[str, Simulation] = {
 
 
 def _one_email_to_bob(state: dict[str, Any]) -> None:
-    """The README's ten lines: exactly one email, to bob@example.com, with both lookups' values."""
+    """The README's ten lines: exactly one email, to bob@example.com, with both lookups' values.
+
+    The tool answers "sunny, 21 C in <city>" and a model may reword it ("Paris: sunny, 21 C"),
+    so the body must name both cities and carry the tool's "21 C" once per city: weather the
+    model invented instead of looking it up (seen: "sunny, 20 degrees") fails."""
     outbox = state["outbox"]
     assert len(outbox) == 1, f"expected exactly one email, got {outbox!r}"
     to, body = outbox[0]
     assert to == "bob@example.com", outbox
-    for city in ("Paris", "Tokyo"):
-        assert f"sunny, 21 C in {city}" in body, f"the body lacks {city}'s weather: {body!r}"
+    assert "Paris" in body and "Tokyo" in body, f"the body lacks a city: {body!r}"
+    assert body.count("21 C") >= 2, f"the body lacks the looked-up weather of both cities: {body!r}"
 
 
 CHECKS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], None]]] = {
