@@ -178,7 +178,7 @@ class Agent:
         tool_limits: dict[str, int] | None = None,
         max_result_chars: int | None = None,
         executor: Executor | ExecutorKind | None = None,
-        hold_blind_writes: bool | None = None,
+        hold_blind_writes: bool | Literal["retract"] | None = None,
     ) -> None:
         """See docs/options.md; ``revise`` decides when a final answer given while
         futures were pending gets another model step once their values are delivered:
@@ -195,9 +195,10 @@ class Agent:
         grace_policy(grace, grace_s)  # refused here, not at the first session
         check_number("max_steps", max_steps, 1, integer=True)
         check_number("max_revisions", max_revisions, 0, integer=True)
-        if hold_blind_writes not in (None, True, False):
+        if hold_blind_writes not in (None, True, False, "retract"):
             raise ConfigurationError(
-                f"hold_blind_writes must be True, False or None (on in async mode), not {hold_blind_writes!r}"
+                "hold_blind_writes must be True, False, 'retract' or None (on in async mode), "
+                f"not {hold_blind_writes!r}"
             )
         self.model = model
         self.tools: dict[str, Tool] = {}
@@ -215,8 +216,12 @@ class Agent:
         self.revise: Revise = revise
         self.max_session_concurrency = max_session_concurrency
         self.max_result_chars = max_result_chars
-        self.hold_blind_writes: bool = (
-            self.mode.shows_futures if hold_blind_writes is None else bool(hold_blind_writes)
+        self.hold_blind_writes: bool | Literal["retract"] = (
+            self.mode.shows_futures
+            if hold_blind_writes is None
+            else hold_blind_writes
+            if hold_blind_writes == "retract"
+            else bool(hold_blind_writes)
         )
         """Whether a state-changing call written before results it could depend on were seen is held."""
         self.profile: ModelProfile = getattr(model, "profile", None) or ModelProfile()
@@ -674,6 +679,7 @@ class Session:
             calls.append((tc, self._dispatched.get(i) or self._take(tc, step)))
         blockers: dict[Call, None] = {}
         held_msg: Message | None = None
+        retracted: list[ToolCall] = []
         for tc, answered in calls:
             if answered is None and self._native:
                 await self._native_await(tc)
@@ -682,6 +688,9 @@ class Session:
                 content = await self.runtime.await_futures(tc.arguments)
             elif isinstance(answered, _Held):
                 blockers.update(dict.fromkeys(answered.blockers))
+                if self.agent.hold_blind_writes == "retract":
+                    retracted.append(tc)
+                    continue
                 if answered.after:
                     content = dumps(held_after(answered.after))
                 else:
@@ -699,6 +708,8 @@ class Session:
                 self._tool_messages[answered.seq] = msg
             elif isinstance(answered, _Held) and held_msg is None:
                 held_msg = msg
+        if retracted:  # the step keeps only the calls that ran: the model writes the others anew
+            self._retract(retracted)
         if blockers:  # the held calls' promise: the values come with this step, so the model
             # sees every lookup of the turn (this step's too) before it writes the call again
             waits = [*blockers, *(c for c in self._value_calls() if c not in blockers)]
@@ -709,6 +720,18 @@ class Session:
         for _, orphan in self._announced:  # dispatched early but missing from the final response
             if isinstance(orphan, Call):
                 self.runtime.hold(orphan)
+
+    def _retract(self, held: list[ToolCall]) -> None:
+        """Drop held calls from the step's assistant message (the whole message when nothing
+        else is left in it): the model sees the values next, as if it had awaited them."""
+        gone = {id(tc) for tc in held}
+        for i in range(len(self.messages) - 1, -1, -1):
+            m = self.messages[i]
+            if m.role == "assistant" and any(id(tc) in gone for tc in m.tool_calls):
+                m.tool_calls = [tc for tc in m.tool_calls if id(tc) not in gone]
+                if not m.tool_calls and not m.content:
+                    del self.messages[i]
+                return
 
     def _deliver_ready(self, into: Message | None = None) -> None:
         """Turn boundary: hand every resolved, undelivered value to the model.

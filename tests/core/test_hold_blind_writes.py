@@ -299,6 +299,7 @@ def test_the_option() -> None:
     assert Agent(model, books.tools(), mode="sync").hold_blind_writes is False
     assert Agent(model, books.tools(), mode="parallel").hold_blind_writes is False
     assert Agent(model, books.tools(), mode="async", hold_blind_writes=False).hold_blind_writes is False
+    assert Agent(model, books.tools(), hold_blind_writes="retract").hold_blind_writes == "retract"
     with pytest.raises(ConfigurationError, match="hold_blind_writes"):
         Agent(model, books.tools(), hold_blind_writes="yes")  # type: ignore[arg-type]
 
@@ -322,3 +323,26 @@ def test_a_write_that_passes_a_future_on_is_not_held_while_other_lookups_are_pen
     ]
     result = run_books("async", turns, books)
     assert result.held == [] and books.invoices == [325.48]
+
+
+def test_retract_drops_the_held_call_and_shows_the_values_as_an_await() -> None:
+    """``hold_blind_writes="retract"``: the model never sees its blind call; its step keeps
+    only the calls that ran and the values follow as an ``await_future`` answer, as if it
+    had awaited them; it then writes the call anew."""
+    books = Books()
+    books.release.clear()
+
+    def rewrite(transcript: Sequence[Message]) -> TurnSpec:
+        if isinstance(seen(transcript, 1), float):
+            return [ScriptedCall("save_invoice", {"amount": seen(transcript, 1)})]
+        return "done"
+
+    turns: list[Turn] = [*invoice_script(books)[:2], rewrite, "done"]
+    result = run_books("async", turns, books, hold_blind_writes="retract")
+    assert books.invoices == [325.48]
+    assert [json.loads(h.arguments) for h in result.held] == [{"amount": MADE_UP}]
+    sent = [tc for m in result.messages for tc in m.tool_calls]
+    assert [tc.name for tc in sent][:3] == ["convert", "await_future", "save_invoice"]  # then the settle
+    assert all(c.deliveries == 1 for c in result.calls)
+    assert deliveries_in_transcript(result.messages, result.calls[0].id) == 1
+    assert_protocol_valid(result.messages)
