@@ -155,32 +155,32 @@ def _run_logged(cmd: Sequence[str], log: Path, label: str, progress: Progress, q
     with open(log, "a", encoding="utf-8", buffering=1) as log_file:
         log_file.write(f"\n$ {' '.join(cmd)}\n")
         log_file.flush()
-        proc = subprocess.Popen(
+        with subprocess.Popen(  # closes the pipe when done: nothing left for the collector to warn about
             list(cmd),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-        )
-        assert proc.stdout is not None
-        stdout = proc.stdout
-        last_line = [""]
+        ) as proc:
+            assert proc.stdout is not None
+            stdout = proc.stdout
+            last_line = [""]
 
-        def pump() -> None:
-            for line in stdout:
-                log_file.write(line)
-                if line.strip():
-                    last_line[0] = line.strip()
+            def pump() -> None:
+                for line in stdout:
+                    log_file.write(line)
+                    if line.strip():
+                        last_line[0] = line.strip()
 
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        with _status(progress, quiet) as update:
-            while reader.is_alive():
-                elapsed = int(time.monotonic() - started)
-                update(f"{label} ({elapsed // 60}:{elapsed % 60:02d}) {last_line[0][:90]}")
-                reader.join(0.5)
-        returncode = proc.wait()
+            reader = threading.Thread(target=pump, daemon=True)
+            reader.start()
+            with _status(progress, quiet) as update:
+                while reader.is_alive():
+                    elapsed = int(time.monotonic() - started)
+                    update(f"{label} ({elapsed // 60}:{elapsed % 60:02d}) {last_line[0][:90]}")
+                    reader.join(0.5)
+            returncode = proc.wait()
     if returncode != 0:
         raise ServerError(f"{label} failed (exit {returncode}); log {log}:\n{tail(log)}")
 
