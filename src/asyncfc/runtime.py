@@ -166,14 +166,24 @@ class Runtime:
         return repeat_note(future_id(call.repeat_of) if self.mode.shows_futures else None)
 
     async def call(
-        self, name: str, arguments: str | Mapping[str, Any], tool_call_id: str | None = None
+        self,
+        name: str,
+        arguments: str | Mapping[str, Any],
+        tool_call_id: str | None = None,
+        *,
+        repeat_of: Call | None = None,
     ) -> Reply:
-        """Submit one call and return its tool-message text, with earlier values piggybacked."""
+        """Submit one call and return its tool-message text, with earlier values piggybacked.
+
+        ``repeat_of``: an identical earlier call this one repeats; it is not run again (:meth:`repeat`)."""
         if name == AWAIT_TOOL and self.mode.shows_futures:
             text, own = await self._await(arguments)
             call = None
         else:
-            call = self.submit(name, arguments, tool_call_id=tool_call_id or "")
+            if repeat_of is not None:
+                call = self.repeat(repeat_of, tool_call_id=tool_call_id or "")
+            else:
+                call = self.submit(name, arguments, tool_call_id=tool_call_id or "")
             text = await self.answer(call)
             own = []
         ready = self.take_ready()

@@ -12,7 +12,10 @@ The rules (docs/contributing.md says the same):
   starts the server); ``sim-server NAME`` (a :class:`~asyncfc.testing.SimServer` plays
   ``SIMULATIONS[NAME]``, ``ASYNCFC_BASE_URL`` points at it, and its check then runs on
   what the server received); ``check=NAME`` (``CHECKS[NAME]`` runs on the block's globals
-  after it ends); ``modes=a,b`` (one run per mode, ``mode="async"`` replaced by each).
+  after it ends); ``modes=a,b`` (one run per mode, ``mode="async"`` replaced by each). A
+  block with both ``sim-server NAME`` and ``llm`` gets both tests, each in every mode: one
+  against the SimServer in the default suite, one against the embedded model (``llm``,
+  ``ASYNCFC_BASE_URL`` pointing at it, id ending ``:llm``); ``check=`` runs after both.
 * ``bash`` and ``console`` (``$ `` prompts; comments dropped, ``\\`` continuations joined),
   per command line: ``asyncfc ARGS`` runs when it is fast and needs no model or network
   (``--version``, ``--help``, ``bench synthetic``, ``demo --no-llm``) and must exit 0;
@@ -121,18 +124,23 @@ def parse_blocks(path: Path) -> list[Block]:
 
 
 def collect() -> Iterator[Any]:
+    llm_marks = [pytest.mark.llm, pytest.mark.timeout(LLM_TIMEOUT_S + 60)]
+    marks = [pytest.mark.timeout(TIMEOUT_S + 60)]
     for path in SOURCES:
         for block in parse_blocks(path):
             if block.lang == "text":
                 continue
             modes = (block.option("modes") or "").split(",") if block.option("modes") else [None]
-            if "llm" in block.marker:
-                marks = [pytest.mark.llm, pytest.mark.timeout(LLM_TIMEOUT_S + 60)]
-            else:
-                marks = [pytest.mark.timeout(TIMEOUT_S + 60)]
+            both = "llm" in block.marker and "sim-server" in block.marker
             for mode in modes:
                 ident = block.where + (f":{mode}" if mode else "")
-                yield pytest.param(block, mode, id=ident, marks=marks)
+                if both:  # the SimServer in the default suite, and the embedded model
+                    yield pytest.param(block, mode, False, id=ident, marks=marks)
+                    yield pytest.param(block, mode, True, id=ident + ":llm", marks=llm_marks)
+                elif "llm" in block.marker:
+                    yield pytest.param(block, mode, True, id=ident, marks=llm_marks)
+                else:
+                    yield pytest.param(block, mode, False, id=ident, marks=marks)
 
 
 # -- what the markers name ---------------------------------------------------------------
@@ -148,23 +156,26 @@ def _sent_calls(srv: SimServer) -> dict[str, dict[str, Any]]:
 @dataclass(frozen=True)
 class Simulation:
     turns: list[Turn]
-    check: Callable[[SimServer, str], None]
-    """Runs on the server after the block ended, with the block's stdout."""
+    check: Callable[[SimServer, str, str | None], None]
+    """Runs on the server after the block ended, with the block's stdout and the mode it ran in
+    (None: as written)."""
 
 
-def _apple_ordered_with_future(srv: SimServer, stdout: str) -> None:
-    assert _sent_calls(srv)["place_order"] == {"item": "apple", "price": "fut_1"}, (
-        "the future was not passed on"
+def _apple_ordered_with_future(srv: SimServer, stdout: str, mode: str | None) -> None:
+    """The lookup's future passed on as the price (in sync mode the model saw its value)."""
+    price = 2.5 if mode == "sync" else "fut_1"
+    assert _sent_calls(srv)["place_order"] == {"item": "apple", "price": price}, (
+        "the lookup's result was not passed on"
     )
     assert "Ordered an apple." in stdout
 
 
-def _weather_passed_as_future(srv: SimServer, stdout: str) -> None:
+def _weather_passed_as_future(srv: SimServer, stdout: str, mode: str | None) -> None:
     assert _sent_calls(srv)["send_email"] == {"to": "bob@example.com", "body": "fut_1"}
     assert "Sent." in stdout
 
 
-def _native_async_email(srv: SimServer, stdout: str) -> None:
+def _native_async_email(srv: SimServer, stdout: str, mode: str | None) -> None:
     """docs/protocols/openai-responses.md: tools declared async, the second request sent with
     the weather call still unanswered, and the email body naming that call by its call_id."""
     first, second = (r.body for r in srv.model_requests[:2])
@@ -223,8 +234,16 @@ def _one_email_to_bob(state: dict[str, Any]) -> None:
     assert body.count("21 C") >= 2, f"the body lacks the looked-up weather of both cities: {body!r}"
 
 
+def _one_apple_order(state: dict[str, Any]) -> None:
+    """The framework snippets: the price looked up, and exactly one order, an apple at the
+    looked-up 2.5 (an invented price, a second order or none at all fails)."""
+    assert state["lookups"], "the price was never looked up"
+    assert state["orders"] == [["apple", 2.5]], f"expected one apple ordered at 2.5, got {state['orders']!r}"
+
+
 CHECKS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], None]]] = {
     "one_email_to_bob": (("outbox",), _one_email_to_bob),
+    "one_apple_order": (("orders", "lookups"), _one_apple_order),
 }
 """``check=NAME``: the globals to read after the block ends, and what must hold for them."""
 
@@ -247,7 +266,9 @@ def llm_server() -> Iterator[Any]:
         yield srv
 
 
-def run_python(block: Block, mode: str | None, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def run_python(
+    block: Block, mode: str | None, llm: bool, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     code = block.code
     if mode is not None:
         assert 'mode="async"' in code, f'{block.where}: modes= needs mode="async" in the block'
@@ -264,12 +285,12 @@ def run_python(block: Block, mode: str | None, tmp_path: Path, request: pytest.F
         argv = [sys.executable, str(harness), str(script), str(state), *CHECKS[check][0]]
     env = dict(os.environ)
     timeout = TIMEOUT_S
-    if "llm" in block.marker:
-        request.getfixturevalue("llm_server")
+    if llm:
+        env["ASYNCFC_BASE_URL"] = request.getfixturevalue("llm_server").base_url
         timeout = LLM_TIMEOUT_S
     simulation: Simulation | None = None
     with contextlib.ExitStack() as stack:
-        if "sim-server" in block.marker:
+        if "sim-server" in block.marker and not llm:
             name = block.marker[block.marker.index("sim-server") + 1]
             assert name in SIMULATIONS, f"{block.where}: unknown simulation {name!r}"
             simulation = SIMULATIONS[name]
@@ -282,7 +303,7 @@ def run_python(block: Block, mode: str | None, tmp_path: Path, request: pytest.F
             f"{block.where} exited {done.returncode}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-5000:]}"
         )
         if simulation is not None:
-            simulation.check(srv, done.stdout)
+            simulation.check(srv, done.stdout, mode)
     if check is not None:
         CHECKS[check][1](json.loads(state.read_text(encoding="utf-8")))
     if block.output is not None:
@@ -428,10 +449,12 @@ def check_json(block: Block) -> None:
             _parse_cli(list(server.get("args", [])), f"{block.where} ({name})")
 
 
-@pytest.mark.parametrize(("block", "mode"), list(collect()))
-def test_code_block(block: Block, mode: str | None, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(("block", "mode", "llm"), list(collect()))
+def test_code_block(
+    block: Block, mode: str | None, llm: bool, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if block.lang == "python":
-        run_python(block, mode, tmp_path, request)
+        run_python(block, mode, llm, tmp_path, request)
     elif block.lang in ("bash", "console"):
         assert not block.marker, f"{block.where}: test markers apply to python blocks only"
         check_shell(block)

@@ -6,15 +6,25 @@ with later tool results (:meth:`asyncfc.runtime.Runtime.call`). When the framewo
 ends, each integration's ``run`` hands the host to :func:`asyncfc.revise.settle_and_revise`,
 which settles what is still pending and decides, by the rule asyncfc's own ``Agent`` uses,
 whether the model must see those values before its answer can stand.
+
+A model's :class:`~asyncfc.models.ModelProfile` (``profile=``, e.g.
+``asyncfc.local.EMBEDDED_PROFILE``) gives a framework's agent what asyncfc's own ``Agent``
+gives that model: its instructions join :attr:`HostedRuntime.instructions`, its worked
+example (:meth:`HostedRuntime.example`, in the runtime mode's form) goes before the
+conversation that each integration's ``run`` starts, and a call that repeats an identical
+earlier call of the same user turn is answered from that call instead of running again.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from ..errors import ConfigurationError, check_choice, check_number
+from ..model_text import AWAIT_TOOL
+from ..models.base import Message, ModelProfile
 from ..revise import POLICIES, Revise
 from ..runtime import Runtime
 from ..scheduler import Call
@@ -33,7 +43,7 @@ class HostedRuntime:
     Pass asyncfc tools (a runtime is created, owned and closed here) or an existing
     ``runtime``. Every framework tool built from it forwards to :meth:`call`. ``revise`` and
     ``max_revisions`` are the policy of :func:`asyncfc.revise.settle_and_revise` at the end of
-    a run.
+    a run. ``profile`` is what the model needs (see the module docstring); none by default.
     """
 
     def __init__(
@@ -43,6 +53,7 @@ class HostedRuntime:
         runtime: Runtime | None = None,
         revise: Revise = "when_needed",
         max_revisions: int = 1,
+        profile: ModelProfile | None = None,
         **runtime_options: Any,
     ) -> None:
         if (tools is None) == (runtime is None):
@@ -53,13 +64,30 @@ class HostedRuntime:
         self.runtime = runtime if runtime is not None else Runtime(tools or [], **runtime_options)
         self.revise: Revise = revise
         self.max_revisions = max_revisions
+        if profile is not None and not isinstance(profile, ModelProfile):
+            raise ConfigurationError(f"profile must be a ModelProfile, got {type(profile).__name__}")
+        self.profile = profile or ModelProfile()
+        """What the model needs (instructions, a worked example, repeats answered)."""
         self.calls: list[Call] = []
         """Calls made through this host, in the order the framework started them."""
+        self._turn_calls: dict[tuple[str, str], Call] = {}
 
     @property
     def instructions(self) -> str:
-        """The lines that explain placeholders; add them to the framework agent's instructions."""
-        return self.runtime.instructions
+        """The profile's instructions and the lines that explain placeholders; add them to
+        the framework agent's instructions."""
+        return "\n\n".join(p for p in (self.profile.instructions, self.runtime.instructions) if p)
+
+    def example(self) -> list[Message]:
+        """The profile's worked example in this runtime's mode form (empty without one): the
+        messages to put before a conversation's first user message."""
+        if self.profile.example is None:
+            return []
+        return list(self.profile.example(self.runtime.mode.shows_futures))
+
+    def start_turn(self) -> None:
+        """A new user turn begins: repeats are answered only from calls of the same turn."""
+        self._turn_calls.clear()
 
     def tool_specs(self) -> list[dict[str, Any]]:
         """OpenAI-format specs as the model must see them (widened schemas, ``await_future``)."""
@@ -68,10 +96,18 @@ class HostedRuntime:
     async def call(
         self, name: str, arguments: str | Mapping[str, Any], tool_call_id: str | None = None
     ) -> str:
-        """The tool-message text for one call the framework makes."""
-        reply = await self.runtime.call(name, arguments, tool_call_id)
+        """The tool-message text for one call the framework makes.
+
+        With a profile that answers repeats, a call identical to an earlier one of this user
+        turn (same tool, same arguments) is not run again: it gets that call's outcome."""
+        key = (name, _canonical(arguments))
+        repeats = self.profile.answer_repeats and name != AWAIT_TOOL
+        earlier = self._turn_calls.get(key) if repeats else None
+        reply = await self.runtime.call(name, arguments, tool_call_id, repeat_of=earlier)
         if reply.call is not None:
             self.calls.append(reply.call)
+            if repeats and earlier is None and reply.call.error is None:
+                self._turn_calls[key] = reply.call
         return reply.text
 
     async def aclose(self) -> None:
@@ -88,13 +124,22 @@ class HostedRuntime:
         await self.aclose()
 
 
+def _canonical(arguments: str | Mapping[str, Any]) -> str:
+    """One text per arguments object, whatever its key order and spacing."""
+    try:
+        parsed = json.loads(arguments or "{}") if isinstance(arguments, str) else arguments
+        return json.dumps(parsed, sort_keys=True, default=repr)
+    except (ValueError, TypeError, RecursionError):
+        return str(arguments)
+
+
 class HostedTools(Generic[T]):
     """A framework's tools (``tools``, of the framework's own type ``T``) over one hosted runtime.
 
     Give it asyncfc tools (it then owns its runtime; close it with ``await t.aclose()`` or
     ``async with``) or an existing ``runtime``; ``revise`` and ``max_revisions`` are the
-    policy of the integration's ``run`` (see :class:`HostedRuntime`). Subclasses build one
-    framework tool per spec.
+    policy of the integration's ``run``, ``profile`` what the model needs (see
+    :class:`HostedRuntime`). Subclasses build one framework tool per spec.
     """
 
     def __init__(
@@ -104,10 +149,16 @@ class HostedTools(Generic[T]):
         runtime: Runtime | None = None,
         revise: Revise = "when_needed",
         max_revisions: int = 1,
+        profile: ModelProfile | None = None,
         **runtime_options: Any,
     ) -> None:
         self.host = HostedRuntime(
-            tools, runtime=runtime, revise=revise, max_revisions=max_revisions, **runtime_options
+            tools,
+            runtime=runtime,
+            revise=revise,
+            max_revisions=max_revisions,
+            profile=profile,
+            **runtime_options,
         )
         self.tools: list[T] = [self._framework_tool(spec) for spec in self.host.tool_specs()]
 
@@ -124,6 +175,8 @@ class HostedTools(Generic[T]):
 
     @property
     def instructions(self) -> str:
+        """The profile's instructions and the lines that explain placeholders (see
+        :attr:`HostedRuntime.instructions`): add them to the agent's instructions."""
         return self.host.instructions
 
     async def aclose(self) -> None:

@@ -9,23 +9,37 @@ filled in and reports problems to the model as tool results. The tools are async
 :func:`agent_graph` is the usual model/``ToolNode`` loop with asyncfc's instructions in the
 system message; :func:`run` is ``graph.ainvoke`` plus the end of the user turn: pending
 calls are settled, and the model gets one more pass when its answer needs their values.
+
+``profile=`` (a :class:`~asyncfc.models.ModelProfile`, e.g. ``asyncfc.local.EMBEDDED_PROFILE``)
+gives the graph what asyncfc's own ``Agent`` gives that model: its instructions join
+``AsyncFCTools.instructions``, :func:`run` puts its worked example before a new conversation
+(as messages), and a repeated identical call is answered from the earlier one.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
+from ..models.base import Message
 from ..revise import HostedRun, settle_and_revise
 from .hosted import HostedTools
 
-__all__ = ["AsyncFCTools", "agent_graph", "run"]
+__all__ = ["AsyncFCTools", "agent_graph", "messages_of", "run"]
 
 
 class AsyncFCTools(HostedTools[BaseTool]):
@@ -84,7 +98,8 @@ async def run(
 ) -> HostedRun[dict[str, Any]]:
     """``graph.ainvoke({"messages": ...})``, then settle the user turn.
 
-    ``graph`` is any compiled graph over ``MessagesState`` that runs ``tools.tools``.
+    ``graph`` is any compiled graph over ``MessagesState`` that runs ``tools.tools``. A text
+    ``messages`` starts a conversation: the profile's example, if any, goes before it.
     Values still pending when the model answers are awaited and delivered: to the model in
     one more pass (a human message carries them) when the ``revise`` policy asks for it,
     otherwise only to the caller (``HostedRun.settled``); see
@@ -95,6 +110,27 @@ async def run(
         follow_up = [*state["messages"], HumanMessage(message)]
         return dict(await graph.ainvoke({"messages": follow_up}, **invoke_options))
 
-    first = [HumanMessage(messages)] if isinstance(messages, str) else list(messages)
+    tools.host.start_turn()
+    if isinstance(messages, str):
+        first = [*messages_of(tools.host.example()), HumanMessage(messages)]
+    else:
+        first = list(messages)
     state: dict[str, Any] = await graph.ainvoke({"messages": first}, **invoke_options)
     return await settle_and_revise(tools.host, state, again, lambda s: _answer(s["messages"]))
+
+
+def messages_of(messages: Sequence[Message]) -> list[AnyMessage]:
+    """asyncfc messages (a profile's worked example) as LangChain messages."""
+    out: list[AnyMessage] = []
+    for m in messages:
+        if m.role == "tool":
+            out.append(ToolMessage(m.content, tool_call_id=m.tool_call_id or ""))
+        elif m.role == "assistant":
+            calls = [
+                {"name": tc.name, "args": json.loads(tc.arguments or "{}"), "id": tc.id}
+                for tc in m.tool_calls
+            ]
+            out.append(AIMessage(m.content, tool_calls=calls))
+        else:
+            out.append(HumanMessage(m.content))
+    return out

@@ -9,20 +9,27 @@ placeholder is.
 
 :func:`run` is ``Runner.run`` plus the end of the user turn: pending calls are settled, and
 the model gets one more run to see their values when its answer needs them.
+
+``profile=`` (a :class:`~asyncfc.models.ModelProfile`, e.g. ``asyncfc.local.EMBEDDED_PROFILE``)
+gives the agent what asyncfc's own ``Agent`` gives that model: its instructions join
+``AsyncFCTools.instructions``, :func:`run` puts its worked example before a new conversation
+(as input items), and a repeated identical call is answered from the earlier one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from agents import Agent, FunctionTool, Runner, RunResult
 from agents.items import TResponseInputItem
 from agents.tool_context import ToolContext
 
+from ..models.base import Message
 from ..revise import HostedRun, settle_and_revise
 from .hosted import HostedTools
 
-__all__ = ["AsyncFCTools", "run"]
+__all__ = ["AsyncFCTools", "input_items", "run"]
 
 
 class AsyncFCTools(HostedTools[FunctionTool]):
@@ -56,7 +63,8 @@ async def run(
 ) -> HostedRun[RunResult]:
     """``Runner.run(agent, input)``, then settle the user turn.
 
-    ``agent`` must have ``tools.tools`` among its tools. Values still pending when the agent
+    ``agent`` must have ``tools.tools`` among its tools. A text ``input`` starts a
+    conversation: the profile's example, if any, goes before it. Values still pending when the agent
     answers are awaited and delivered: to the model in one more run (a user message carries
     them) when the ``revise`` policy asks for it, otherwise only to the caller
     (``HostedRun.settled``); see :func:`asyncfc.revise.settle_and_revise`.
@@ -66,5 +74,27 @@ async def run(
         follow_up: list[TResponseInputItem] = [*result.to_input_list(), {"role": "user", "content": message}]
         return await Runner.run(agent, follow_up, **runner_options)
 
+    tools.host.start_turn()
+    example = input_items(tools.host.example())
+    if isinstance(input, str) and example:
+        input = [*example, {"role": "user", "content": input}]
     result = await Runner.run(agent, input, **runner_options)
     return await settle_and_revise(tools.host, result, again, lambda r: str(r.final_output))
+
+
+def input_items(messages: Sequence[Message]) -> list[TResponseInputItem]:
+    """asyncfc messages (a profile's worked example) as Agents SDK input items."""
+    items: list[Any] = []
+    for m in messages:
+        if m.role == "tool":
+            items.append(
+                {"type": "function_call_output", "call_id": m.tool_call_id or "", "output": m.content}
+            )
+            continue
+        if m.content or not m.tool_calls:
+            items.append({"role": m.role, "content": m.content})
+        for tc in m.tool_calls:
+            items.append(
+                {"type": "function_call", "call_id": tc.id, "name": tc.name, "arguments": tc.arguments}
+            )
+    return items

@@ -9,6 +9,11 @@ references are filled in and reports problems to the model as tool results.
 
 :func:`run` is ``agent.run`` plus the end of the user turn: pending calls are settled, and
 the model gets one more run to see their values when its answer needs them.
+
+``profile=`` (a :class:`~asyncfc.models.ModelProfile`, e.g. ``asyncfc.local.EMBEDDED_PROFILE``)
+gives the agent what asyncfc's own ``Agent`` gives that model: its instructions join the
+toolset's, :func:`run` puts its worked example before a new conversation (as message
+history), and a repeated identical call is answered from the earlier one.
 """
 
 from __future__ import annotations
@@ -17,18 +22,28 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic_ai import Agent, RunContext
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_core import SchemaValidator, core_schema
 
+from ..models.base import Message, ModelProfile
 from ..revise import HostedRun, Revise, settle_and_revise
 from ..runtime import Runtime
 from ..scheduler import Call
 from ..tools import Tool
 from .hosted import HostedRuntime
 
-__all__ = ["AsyncFCToolset", "run"]
+__all__ = ["AsyncFCToolset", "history_of", "run"]
 
 _ANY_ARGS = SchemaValidator(core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema()))
 
@@ -38,8 +53,9 @@ class AsyncFCToolset(AbstractToolset[Any]):
 
     Give it asyncfc tools (it then owns its runtime; close it with ``await ts.aclose()``
     or ``async with``) or an existing ``runtime``. Its instructions (what a placeholder
-    is) reach the model through PydanticAI's toolset instructions. ``revise`` and
-    ``max_revisions`` are the policy of :func:`run` (see :mod:`asyncfc.revise`).
+    is, and a ``profile``'s) reach the model through PydanticAI's toolset instructions.
+    ``revise`` and ``max_revisions`` are the policy of :func:`run` (see :mod:`asyncfc.revise`);
+    ``profile`` is what the model needs (see :class:`~asyncfc.integrations.hosted.HostedRuntime`).
     """
 
     def __init__(
@@ -51,10 +67,16 @@ class AsyncFCToolset(AbstractToolset[Any]):
         max_retries: int = 1,
         revise: Revise = "when_needed",
         max_revisions: int = 1,
+        profile: ModelProfile | None = None,
         **runtime_options: Any,
     ) -> None:
         self.host = HostedRuntime(
-            tools, runtime=runtime, revise=revise, max_revisions=max_revisions, **runtime_options
+            tools,
+            runtime=runtime,
+            revise=revise,
+            max_revisions=max_revisions,
+            profile=profile,
+            **runtime_options,
         )
         self._id = id
         self.max_retries = max_retries
@@ -108,6 +130,9 @@ async def run(
 ) -> HostedRun[AgentRunResult[Any]]:
     """``agent.run(prompt, toolsets=[toolset])``, then settle the user turn.
 
+    Without ``message_history`` (a new conversation), the toolset's profile example, if
+    any, is the history the prompt follows.
+
     Values still pending when the agent answers are awaited and delivered: to the model in
     one more run (its user prompt carries them) when the toolset's ``revise`` policy asks
     for it, otherwise only to the caller (``HostedRun.settled``); see
@@ -119,5 +144,26 @@ async def run(
             message, message_history=result.all_messages(), toolsets=[toolset], **run_options
         )
 
-    result = await agent.run(prompt, message_history=message_history, toolsets=[toolset], **run_options)
+    toolset.host.start_turn()
+    history = message_history or history_of(toolset.host.example()) or None
+    result = await agent.run(prompt, message_history=history, toolsets=[toolset], **run_options)
     return await settle_and_revise(toolset.host, result, again, lambda r: str(r.output))
+
+
+def history_of(messages: Sequence[Message]) -> list[ModelMessage]:
+    """asyncfc messages (a profile's worked example) as PydanticAI message history."""
+    out: list[ModelMessage] = []
+    names: dict[str, str] = {}
+    for m in messages:
+        if m.role == "tool":
+            call_id = m.tool_call_id or ""
+            part = ToolReturnPart(tool_name=names.get(call_id, ""), content=m.content, tool_call_id=call_id)
+            out.append(ModelRequest(parts=[part]))
+        elif m.role == "assistant":
+            names.update({tc.id: tc.name for tc in m.tool_calls})
+            parts: list[TextPart | ToolCallPart] = [TextPart(m.content)] if m.content else []
+            parts += [ToolCallPart(tc.name, tc.arguments, tc.id) for tc in m.tool_calls]
+            out.append(ModelResponse(parts=parts))
+        else:
+            out.append(ModelRequest(parts=[UserPromptPart(m.content)]))
+    return out

@@ -43,7 +43,8 @@ __all__ = [
 @dataclass(frozen=True)
 class Ref:
     """The result of the ``n``-th call of the session (from 1, like ``fut_n``; program order,
-    ``await_future`` calls not counted), optionally a field path such as ``".city"``."""
+    ``await_future`` calls and a profile's worked example not counted), optionally a field
+    path such as ``".city"``."""
 
     n: int
     path: str = ""
@@ -66,13 +67,20 @@ def tokens_of(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+EXAMPLE_CALL_PREFIX = "example_"
+"""Calls whose id starts with this belong to a model profile's worked example (the embedded
+profile's are ``example_1``, ...): a fixed prefix of the conversation, not calls of the session,
+so :class:`Ref` does not count them."""
+
+
 def call_results(transcript: Sequence[Message]) -> list[Any]:
-    """What the model saw for each of its calls so far, in program order (await calls skipped)."""
+    """What the model saw for each of its calls so far, in program order (await calls and a
+    profile's worked example skipped)."""
     answers = {m.tool_call_id: m.content for m in transcript if m.role == "tool"}
     seen: list[Any] = []
     for m in transcript:
         for c in m.tool_calls:
-            if c.name == AWAIT_TOOL:
+            if c.name == AWAIT_TOOL or c.id.startswith(EXAMPLE_CALL_PREFIX):
                 continue
             if c.id not in answers:  # no output yet (a native async tool): pending, named by its call id
                 seen.append({"future": c.id, "status": "pending"})
