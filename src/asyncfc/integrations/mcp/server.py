@@ -34,6 +34,7 @@ from ...runtime import Reply, Runtime
 from ...scheduler import Call
 from ...tools import Tool
 from .annotations import AnnotationsFile
+from .direct import DirectCalls
 from .tasks import (
     TASKS_EXTENSION,
     CancelTaskParams,
@@ -46,7 +47,7 @@ from .tasks import (
     wants_tasks,
 )
 from .transport import BadLine, guard_http, stdio_streams
-from .upstream import ORIGIN, Origin, ProxyTool, UpstreamPool, UpstreamSpec
+from .upstream import ORIGIN, Origin, ProxyTool, UpstreamPool, UpstreamSpec, package_version
 
 __all__ = [
     "Proxy",
@@ -74,6 +75,9 @@ class ProxyConfig:
     max_result_chars: int | None = None
     idle_timeout_s: float = 30 * 60
     """An HTTP session unused this long is closed and its pending calls cancelled."""
+    direct_calls: bool = True
+    """Over stdio, answer plain ``tools/call`` requests without the SDK's per-request
+    dispatch (:mod:`.direct`; same responses, about half the proxy's cost per call)."""
     grace: GraceOption = "auto"
     """The grace policy (:mod:`asyncfc.grace`): ``"auto"`` (cost-aware, learning each tool's
     latency across all sessions), seconds (a fixed window) or a policy object."""
@@ -281,6 +285,7 @@ class Proxy:
 
         server: Server[Any] = Server(
             self.name,
+            version=package_version(),
             instructions=self.sessions.instructions,
             on_list_tools=on_list_tools,
             on_call_tool=on_call_tool,
@@ -331,7 +336,13 @@ class Proxy:
         server = self.build_server(http=False)
         try:
             async with stdio_streams(on_bad=_report_bad) as (read, write):
-                await server.run(read, write, server.create_initialization_options())
+                direct = DirectCalls(self, STDIO_SESSION, write.send_line, server.server_info_stamp)
+                if self.config.direct_calls:
+                    read.intercept(direct.take)
+                try:
+                    await server.run(read, write, server.create_initialization_options())
+                finally:
+                    await direct.aclose()
         finally:
             await self.sessions.aclose()
 

@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
+import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import mcp.types as mt
+from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
@@ -45,6 +48,8 @@ __all__ = [
     "parse_line",
     "scan_id",
     "stdio_streams",
+    "UpstreamReadStream",
+    "UpstreamStdio",
 ]
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -293,7 +298,8 @@ class LineReadStream:
 
     No task of its own between the pipe and the SDK (each hand-over between tasks costs a
     turn of the event loop on every request); a line that does not parse is answered here,
-    through the same writer as the session's messages, and reported to ``on_bad``.
+    through the same writer as the session's messages, and reported to ``on_bad``. A message
+    the ``take`` hook accepts (see :meth:`intercept`) never reaches the SDK.
     """
 
     def __init__(
@@ -305,7 +311,12 @@ class LineReadStream:
         self._lines = lines
         self._write = write
         self._on_bad = on_bad
+        self._take: Callable[[mt.JSONRPCMessage], bool] | None = None
         self._closed = False
+
+    def intercept(self, take: Callable[[mt.JSONRPCMessage], bool]) -> None:
+        """Offer every parsed message to ``take`` first; one it returns True for is its own."""
+        self._take = take
 
     async def receive(self) -> SessionMessage | Exception:
         while not self._closed:
@@ -317,6 +328,8 @@ class LineReadStream:
                 continue
             parsed = parse_line(line, total=total)
             if isinstance(parsed, SessionMessage):
+                if self._take is not None and self._take(parsed.message):
+                    continue
                 return parsed
             if self._on_bad is not None:
                 self._on_bad(parsed)
@@ -356,10 +369,14 @@ class LineWriteStream:
         self._closed = False
 
     async def send(self, item: SessionMessage, /) -> None:
+        data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+        await self.send_line(data.encode() + b"\n")
+
+    async def send_line(self, line: bytes) -> None:
+        """Write one serialized message (newline-terminated), in order with the others."""
         if self._closed:
             raise anyio.ClosedResourceError
-        data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
-        await self._write(data.encode() + b"\n")
+        await self._write(line)
 
     def close(self) -> None:
         self._closed = True
@@ -392,6 +409,183 @@ async def stdio_streams(
         stack.callback(close_reader)
         stack.callback(close_writer)
         yield LineReadStream(_Lines(reader), write, on_bad), LineWriteStream(write)
+
+
+# -- stdio to an upstream ---------------------------------------------------------------
+
+
+class UpstreamReadStream:
+    """Messages from an upstream server's stdout, parsed as they are read (no task of its own).
+
+    A line that does not parse is handed to the SDK's session as the exception, as its own
+    transport does. An answer to a request of :meth:`UpstreamStdio.request` resolves that
+    request here and never reaches the SDK; at the end of the stream those still waiting fail.
+    """
+
+    def __init__(self, lines: _Lines) -> None:
+        self._lines = lines
+        self._closed = False
+        self.waiting: dict[str, asyncio.Future[mt.JSONRPCResponse | mt.JSONRPCError]] = {}
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            while not self._closed:
+                item = await self._lines.next()
+                if item is None:
+                    break
+                line, total = item
+                if total is not None:
+                    return ValueError(
+                        f"the upstream sent a message of {total:,} bytes, over the {MAX_LINE_BYTES:,}-byte limit"
+                    )
+                if not line.strip():
+                    continue
+                try:
+                    message = mt.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                except ValidationError as exc:
+                    return exc
+                if isinstance(message, (mt.JSONRPCResponse, mt.JSONRPCError)) and isinstance(message.id, str):
+                    waiter = self.waiting.pop(message.id, None)
+                    if waiter is not None:
+                        if not waiter.done():
+                            waiter.set_result(message)
+                        continue
+                return SessionMessage(message)
+        except BaseException:
+            self._fail_waiting()
+            raise
+        self._fail_waiting()
+        if self._closed:
+            raise anyio.ClosedResourceError
+        raise anyio.EndOfStream
+
+    def _fail_waiting(self) -> None:
+        for waiter in self.waiting.values():
+            if not waiter.done():
+                waiter.set_exception(MCPError(code=mt.CONNECTION_CLOSED, message="Connection closed"))
+        self.waiting.clear()
+
+    def __aiter__(self) -> UpstreamReadStream:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._fail_waiting()
+
+    async def __aenter__(self) -> UpstreamReadStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+STOP_WAIT_S = 2.0
+"""After closing its stdin, how long an upstream may take to exit before SIGTERM (then as
+long again before SIGKILL): the MCP shutdown sequence, with the SDK's timeouts."""
+
+
+class UpstreamStdio:
+    """An MCP server run as a child process (POSIX), spoken to over its stdin and stdout.
+
+    A transport for the SDK's ``Client`` (``async with`` gives its read and write streams):
+    what the SDK's ``stdio_client`` does, without its two pipe tasks and memory streams, so
+    every message crosses the event loop once less each way. The child gets a process group
+    of its own, so that stopping it (stdin closed, then SIGTERM, then SIGKILL) reaches its
+    children too. :meth:`request` sends a request beside the SDK's session, for the proxy's
+    plain calls (the SDK's client costs more per call than the whole rest of the proxy).
+    """
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self.argv = list(argv)
+        self.env = dict(env) if env is not None else None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._read: UpstreamReadStream | None = None
+        self._write: LineWriteStream | None = None
+        self._ids = itertools.count(1)
+
+    async def __aenter__(self) -> tuple[UpstreamReadStream, LineWriteStream]:
+        proc = self._proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=self.env,
+            start_new_session=True,
+            limit=MAX_LINE_BYTES,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin = proc.stdin
+
+        async def write(data: bytes) -> None:
+            if stdin.is_closing():
+                raise anyio.BrokenResourceError
+            stdin.write(data)
+            if stdin.transport.get_write_buffer_size() > 1 << 16:
+                await stdin.drain()
+
+        self._read, self._write = UpstreamReadStream(_Lines(proc.stdout)), LineWriteStream(write)
+        return self._read, self._write
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._read is not None:
+            await self._read.aclose()
+        if self._proc is not None:
+            with anyio.CancelScope(shield=True):
+                await _stop_child(self._proc)
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and return its result; an error answer raises ``MCPError``.
+
+        Its id is a string (``"asyncfc-N"``), never one of the SDK session's integer ids.
+        Cancelled, it tells the server with ``notifications/cancelled``, as the SDK does.
+        """
+        read, write = self._read, self._write
+        if read is None or write is None:
+            raise MCPError(code=mt.CONNECTION_CLOSED, message="Connection closed")
+        id_ = f"asyncfc-{next(self._ids)}"
+        waiter = read.waiting[id_] = asyncio.get_running_loop().create_future()
+        message = {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
+        try:
+            await write.send_line(
+                json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+            )
+            answer = await waiter
+        except asyncio.CancelledError:
+            cancelled = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id_}}
+            with contextlib.suppress(Exception):
+                await write.send_line(json.dumps(cancelled).encode() + b"\n")
+            raise
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            raise MCPError(code=mt.CONNECTION_CLOSED, message="Connection closed") from None
+        finally:
+            read.waiting.pop(id_, None)
+        if isinstance(answer, mt.JSONRPCError):
+            raise MCPError.from_error_data(answer.error)
+        return answer.result
+
+
+async def _stop_child(proc: asyncio.subprocess.Process) -> None:
+    if proc.stdin is not None:
+        proc.stdin.close()
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)  # the group: the server and whatever it started
+        with anyio.move_on_after(STOP_WAIT_S):
+            # polled: wait() also waits for the pipes, which a grandchild may hold open
+            while proc.returncode is None:  # noqa: ASYNC110 - asyncio gives no exit event
+                await asyncio.sleep(0.01)
+        if proc.returncode is not None:
+            break
+    transport = getattr(proc, "_transport", None)  # closed now, not at garbage collection
+    if transport is not None:
+        with contextlib.suppress(PermissionError):
+            transport.close()
 
 
 # -- streamable HTTP ------------------------------------------------------------------
