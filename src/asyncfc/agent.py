@@ -514,7 +514,8 @@ class Session:
         specs = native_specs(agent.tool_specs()) if self._native else agent.tool_specs()
         return ModelRequest(
             messages=messages,
-            tools=[] if self._answer_now else specs,
+            tools=specs,  # also when answering now: dropped tools would change the cached prefix
+            tool_choice="none" if self._answer_now else "auto",
             parallel_tool_calls=agent.parallel_tool_calls,
             stream=agent.stream,
         )
@@ -715,7 +716,8 @@ class Session:
             waits = [*blockers, *(c for c in self._value_calls() if c not in blockers)]
             await self.runtime.wait_all(waits)
             self._deliver_ready(into=held_msg)
-        # a step made only of repeats is a loop: the next step gets no tools and ANSWER_NOW, so it answers
+        # a step made only of repeats is a loop: the next step may call no tool (tool_choice none) and
+        # gets ANSWER_NOW, so it answers
         self._answer_now = _repeats_only(calls) and self.agent.profile.answer_repeats
         for _, orphan in self._announced:  # dispatched early but missing from the final response
             if isinstance(orphan, Call):

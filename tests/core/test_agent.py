@@ -665,7 +665,9 @@ def test_a_model_profile_adds_its_example_and_answers_repeats() -> None:
         assert sent[0].role == "system" and sent[0].content.startswith("Sys.\n\nBe brief.")
         assert [m.content for m in sent[1:3]] == ["example task", "example answer"]
         assert all(m.content != "example task" for m in result.messages)  # not part of the conversation
-        # a step of repeats only: the next one is offered no tools and asked to answer, that once
-        assert model.requests[2].tools == []
+        # a step of repeats only: the next one may call no tool and is asked to answer, that once;
+        # its tools stay as they were (dropping them would change the prompt's cached prefix)
+        assert model.requests[2].tool_choice == "none" and model.requests[1].tool_choice == "auto"
+        assert model.requests[2].tools == model.requests[1].tools
         assert model.requests[2].messages[-1] == Message("user", ANSWER_NOW)
         assert all(m.content != ANSWER_NOW for m in result.messages)

@@ -147,7 +147,9 @@ class AnthropicMessagesModel(OwnedClient[AsyncAnthropic]):
             params["system"] = system
         if request.tools:
             params["tools"] = to_anthropic_tools(request.tools)
-            if not request.parallel_tool_calls:
+            if request.tool_choice == "none":
+                params["tool_choice"] = {"type": "none"}
+            elif not request.parallel_tool_calls:
                 params["tool_choice"] = {"type": "auto", "disable_parallel_tool_use": True}
         if self.temperature is not None:
             # recent SDKs dropped ``temperature`` from ``create``; servers still read it from the body

@@ -74,6 +74,11 @@ class ModelRequest:
     """Tool specs in OpenAI function format: ``{"name", "description", "parameters"}``."""
     parallel_tool_calls: bool = True
     stream: bool = True
+    tool_choice: Literal["auto", "none"] = "auto"
+    """``"none"``: the tools stay in the prompt but the model must answer in text (each
+    adapter sends its API's ``tool_choice`` none). Dropping the tools instead would change
+    the prompt's prefix (a chat template renders them in the system message), so the
+    provider's prompt cache would be lost for the whole conversation."""
 
 
 Timing = Literal["", "server", "estimated"]
@@ -208,8 +213,9 @@ class ModelProfile:
     instructions to the system message and its worked example before the conversation
     (a fixed prefix, so the provider's prompt cache keeps it), and answers a call that
     repeats an earlier identical one in the same user turn from that call instead of
-    running it again; after a step made only of such repeats, the next step is offered no
-    tools and asked for the answer, so the model answers instead of looping.
+    running it again; after a step made only of such repeats, the next step may call no
+    tool (``tool_choice`` none, the tools still shown so the prompt cache holds) and is
+    asked for the answer, so the model answers instead of looping.
     """
 
     instructions: str = ""

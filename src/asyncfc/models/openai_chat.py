@@ -410,6 +410,8 @@ class OpenAIChatModel(OwnedClient[AsyncOpenAI]):
         if request.tools:
             params["tools"] = to_openai_tools(request.tools)
             params["parallel_tool_calls"] = request.parallel_tool_calls
+            if request.tool_choice == "none":
+                params["tool_choice"] = "none"
         if stream:
             params["stream_options"] = {"include_usage": True}
         if self.temperature is not None:

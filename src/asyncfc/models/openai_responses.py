@@ -209,6 +209,8 @@ class OpenAIResponsesModel(OwnedClient[AsyncOpenAI]):
         if request.tools:
             body["tools"] = to_responses_tools(request.tools, native_async=self.native_async_tools)
             body["parallel_tool_calls"] = request.parallel_tool_calls
+            if request.tool_choice == "none":
+                body["tool_choice"] = "none"
         if self.seed is not None:
             body["seed"] = self.seed  # not in the official API; llama-server honours it
         if self.extra_body:
