@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -345,8 +346,9 @@ class Upstream:
         return mt.CallToolResult.model_validate(result, by_name=False)
 
 
+@functools.cache
 def package_version() -> str:
-    """asyncfc's version, as the proxy names itself to clients and upstreams."""
+    """asyncfc's version, as the proxy names itself to clients and upstreams (read once)."""
     try:
         return version("asyncfc")
     except PackageNotFoundError:  # run from a source tree without installing
