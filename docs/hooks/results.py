@@ -331,7 +331,53 @@ def render_proxy(out: dict[str, Any]) -> str:
     return f"{head}\n\n{table}\n\n{tail}"
 
 
+_PARTS = {
+    "value": "a tool value as sync mode shows it (for comparison)",
+    "placeholder": "placeholder",
+    "delivery": "a value delivered with a later tool message",
+    "await_answer": "an `await_future` answer for one value",
+    "delivered_again": "an `await_future` answer for a value given earlier",
+    "repeat_note": "the note beside a repeated call",
+    "answer_now": "the line after a step of repeats",
+    "instructions": "async instructions",
+    "await_tool": "`await_future` tool spec",
+    "example_sync": "worked example, sync form",
+    "example_async": "worked example, async form",
+}
+
+
+def render_tasks_tokens(out: dict[str, Any]) -> str:
+    """The task suite's pass rates and uncached prompt tokens per mode, and the tokens of each
+    text async mode adds (``async_prompt_overhead.parts``), for a before/after pair of runs."""
+    rows = [
+        [
+            f"`{mode}`",
+            f"{d['passed']} / {out['tasks'] * out.get('runs_per_task', 1)}",
+            _num(d.get("mean_steps"), 2),
+            _num(d["uncached_prompt_tokens_per_task"], 1),
+            _num(d.get("prompt_tokens")),
+        ]
+        for mode, d in out["modes"].items()
+    ]
+    header = ["mode", "passed", "model steps", "uncached prompt tokens / task", "prompt tokens, all tasks"]
+    table = _table(header, rows)
+    overhead = out.get("async_prompt_overhead") or {}
+    leaks = sum("worked example" in r.get("reason", "") for r in out.get("per_task", []))
+    tail = (
+        f"Uncached prompt tokens, async / sync: {_num(out.get('uncached_prompt_ratio'))}; answers or "
+        f"written values that repeat the worked example: {leaks}; first prompt "
+        f"{_num(overhead.get('sync_prompt'))} tokens in sync mode, {_num(overhead.get('async_prompt'))} in async."
+    )
+    parts = overhead.get("parts") or {}
+    if parts:
+        part_rows = [[_PARTS.get(k, k), _num(v)] for k, v in parts.items()]
+        tail += "\n\n" + _table(["text (Qwen2.5 tokenizer)", "tokens"], part_rows)
+    return f"{table}\n\n{tail}"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "tasks-tokens-before": render_tasks_tokens,
+    "tasks-tokens-after": render_tasks_tokens,
     "proxy": render_proxy,
     "subagents-sim": render_subagents,
     "subagents-local": render_subagents,

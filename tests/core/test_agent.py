@@ -282,7 +282,7 @@ def test_await_future_one_several_and_unknown() -> None:
     ]
     assert answers[2]["error"]["type"] == "unknown_future" and "fut_99" in answers[2]["error"]["message"]
     # awaiting again does not deliver the value a second time
-    assert answers[3] == {"future": "fut_1", "status": "delivered", "note": "its value was given earlier"}
+    assert answers[3] == {"future": "fut_1", "status": "delivered", "note": "given earlier"}
     assert answers[4]["error"]["type"] == "invalid_arguments"
     assert [c.deliveries for c in result.calls] == [1, 1, 1]
     # await calls are not calls of the session: only the three tool calls got futures

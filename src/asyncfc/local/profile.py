@@ -30,14 +30,15 @@ __all__ = [
 ]
 
 INSTRUCTIONS = (
-    "Call one tool per message. The example task before the user's request shows how to work: "
-    "its tools (lookup_price, save_note) may not be available now; use only the tools you are given."
+    "Call one tool per message. The first task is only an example, with tools of its own "
+    "(lookup_price, save_note): use only the tools you are given now."
 )
 
-_TASK = (
-    "Look up the prices of coffee and tea, and save a note with both prices. "
-    "If tea costs less than 2 dollars, also save a note that says 'buy tea'."
-)
+_TASK = "Note the prices of coffee and tea. If tea costs under 2 dollars, also note 'buy tea'."
+
+_ANSWER = "Noted: coffee 4.5 dollars, tea 1.5 dollars, buy tea."
+"""The example's answer reports its own values and nothing else: no sentence in it fits
+another task, so a model that copies it is caught (the task suite's judge looks for it)."""
 
 
 def _example(is_async: bool) -> list[Message]:
@@ -56,7 +57,7 @@ def _example(is_async: bool) -> list[Message]:
     if not is_async:
         call("lookup_price", {"item": "coffee"}, "4.5")
         call("lookup_price", {"item": "tea"}, "1.5")
-        call("save_note", {"text": "coffee: 4.5 dollars, tea: 1.5 dollars"}, "saved")
+        call("save_note", {"text": "coffee 4.5, tea 1.5"}, "saved")
         call("save_note", {"text": "buy tea"}, "saved")
     else:  # what the runtime really shows: placeholders, values delivered with later results
         call("lookup_price", {"item": "coffee"}, placeholder("fut_91"))
@@ -67,7 +68,7 @@ def _example(is_async: bool) -> list[Message]:
         )
         call(
             "save_note",
-            {"text": "coffee: fut_91 dollars, tea: fut_92 dollars"},
+            {"text": "coffee fut_91, tea fut_92"},
             placeholder("fut_93"),
         )
         call(
@@ -76,12 +77,7 @@ def _example(is_async: bool) -> list[Message]:
             {**resolved("fut_92", 1.5), EARLIER: [resolved("fut_93", "saved")]},
         )
         call("save_note", {"text": "buy tea"}, resolved("fut_94", "saved"))
-    messages.append(
-        Message(
-            "assistant",
-            "I saved a note with both prices, and since tea costs 1.5 dollars, a note to buy tea.",
-        )
-    )
+    messages.append(Message("assistant", _ANSWER))
     return messages
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from asyncfc.cli import main
+from asyncfc.local.profile import example_messages
 from asyncfc.scheduler import Call
 from asyncfc.testing.scripted import Ref, ScriptedCall, Turn
 from asyncfc_bench.demo import Errands, leaks
@@ -23,7 +25,7 @@ from asyncfc_bench.tasks.script import SolutionModel, Text, step
 
 FAST = Config(time_scale=0.001, agent_options={"grace_s": 0.0})
 TOOLS = {t.name: t for t in World().tools()}
-EXAMPLE_CLOSING = "I saved a note with both prices, and since tea costs 1.5 dollars, a note to buy tea."
+EXAMPLE_CLOSING = example_messages(False)[-1].content
 
 
 def call(seq: int, name: str, args: dict[str, object], value: object, *, step: int, emitted: float,
@@ -120,14 +122,26 @@ def test_the_suite_counts_blind_writes_per_mode() -> None:
 def test_the_markers_come_from_the_profile() -> None:
     entities, phrases = example_markers()
     assert {"coffee", "tea", "lookup_price", "save_note"} <= set(entities)
-    assert "I saved a note with both prices" in phrases
+    assert "Noted: coffee 4.5 dollars" in phrases and "buy tea" in phrases
+
+
+def test_the_example_s_answer_has_no_sentence_another_task_could_use() -> None:
+    """Every clause of the worked example's closing answer (both forms) names one of the
+    example's own entities: copied into another task's answer, it is caught, never plausible
+    (the 1.5B once closed a payment-reminder task with the old closing's first clause)."""
+    entities, _ = example_markers()
+    for is_async in (False, True):
+        closing = example_messages(is_async)[-1]
+        assert closing.role == "assistant" and not closing.tool_calls
+        clauses = [c for c in re.split(r"(?<=[.!?])\s+|,\s+", closing.content) if c.strip()]
+        assert clauses and all(any(e in c.lower() for e in entities) for c in clauses), clauses
 
 
 def test_leaked_example_finds_copied_sentences_and_entities_but_not_the_task_s_own_words() -> None:
-    assert "I saved a note with both prices" in leaked_example([EXAMPLE_CLOSING])
+    assert "Noted: coffee 4.5 dollars" in leaked_example([EXAMPLE_CLOSING])
     assert leaked_example(["Paris is 18 C; I emailed the team and Steam support."]) == []
     assert leaked_example(["Tea: 1.2 dollars."], allowed="What does tea cost? tea: 1.2") == []
-    assert leaked_example(["coffee: 4.5 dollars"]) == ["coffee: 4.5 dollars", "coffee"]
+    assert leaked_example(["coffee 4.5 dollars"]) == ["coffee 4.5", "coffee"]
 
 
 def test_an_answer_that_copies_the_example_fails_the_task() -> None:

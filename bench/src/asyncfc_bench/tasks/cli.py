@@ -265,7 +265,7 @@ async def _run(
     return data
 
 
-def _async_overhead(base_url: str | None, model: Any, config: Any) -> dict[str, int] | None:
+def _async_overhead(base_url: str | None, model: Any, config: Any) -> dict[str, Any] | None:
     """Prompt tokens async mode adds, counted by llama-server's own template and tokenizer."""
     from asyncfc.agent import Agent
     from asyncfc_bench.tasks.world import World
