@@ -10,6 +10,7 @@ the SimServer, which sees what the model would see.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -193,3 +194,40 @@ def test_without_a_profile_nothing_changes() -> None:
 def test_a_profile_must_be_a_model_profile() -> None:
     with pytest.raises(ConfigurationError, match="ModelProfile"):
         HostedRuntime([], profile="qwen")  # type: ignore[arg-type]
+
+
+def test_a_write_written_blind_is_held_until_the_model_emits_it_again() -> None:
+    shop = Shop()
+
+    async def go() -> tuple[str, str, str, HostedRuntime]:
+        async with HostedRuntime(shop.tools(), mode="async", grace_s=GRACE) as host:
+            host.start_turn()
+            placeholder = await host.call("lookup", {"item": "apple"})  # pending
+            held = await host.call("place_order", {"item": "apple", "price": 0.5})  # an invented price
+            again = await host.call("place_order", {"item": "apple", "price": 2.5})  # corrected: runs
+            return placeholder, held, again, host
+
+    placeholder, held, again, host = asyncio.run(go())
+    assert json.loads(placeholder)["status"] == "pending"
+    body = json.loads(held)
+    assert body["status"] == "not_run" and body["waiting_for"] == ["fut_1"]
+    assert body["resolved_earlier"][0]["value"] == 2.5  # the value comes with the held call's message
+    assert shop.orders == [("apple", 2.5)] and "ordered apple at 2.5" in again
+    assert host.held == [("place_order", '{"item": "apple", "price": 0.5}')]
+    assert [c.name for c in host.calls] == ["lookup", "place_order"]
+
+
+def test_no_hold_for_a_future_passed_on_in_sync_mode_or_when_off() -> None:
+    async def go(mode: str, hold: bool | None, price: Any) -> list[tuple[str, float]]:
+        shop = Shop()
+        async with HostedRuntime(shop.tools(), mode=mode, grace_s=GRACE, hold_blind_writes=hold) as host:
+            await host.call("lookup", {"item": "apple"})
+            await host.call("place_order", {"item": "apple", "price": price})
+            await host.runtime.wait_all()
+        return shop.orders
+
+    assert asyncio.run(go("async", None, "fut_1")) == [("apple", 2.5)]  # passes the future on
+    assert asyncio.run(go("sync", None, 2.5)) == [("apple", 2.5)]  # sync: the value was seen
+    assert asyncio.run(go("async", False, 0.5)) == [("apple", 0.5)]  # off: runs as written
+    with pytest.raises(ConfigurationError, match="hold_blind_writes"):
+        HostedRuntime([], hold_blind_writes="retract")  # type: ignore[arg-type]

@@ -13,6 +13,12 @@ gives that model: its instructions join :attr:`HostedRuntime.instructions`, its 
 example (:meth:`HostedRuntime.example`, in the runtime mode's form) goes before the
 conversation that each integration's ``run`` starts, and a call that repeats an identical
 earlier call of the same user turn is answered from that call instead of running again.
+
+``hold_blind_writes`` (on in async mode, as in the ``Agent``) holds a state-changing call the
+model wrote while a result of this user turn it had not seen was still pending (and that it
+does not reference by future id): the call is not run, its tool message says so and carries
+the pending values, and the model emits it again to run it. A host does not see the model's
+steps, so a write in the same response as the lookup it needs is held too.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from ..errors import ConfigurationError, check_choice, check_number
-from ..model_text import AWAIT_TOOL
+from ..futures import dumps, references_in
+from ..model_text import AWAIT_TOOL, held_write, with_earlier
 from ..models.base import Message, ModelProfile
 from ..revise import POLICIES, Revise
 from ..runtime import Runtime
@@ -44,6 +51,7 @@ class HostedRuntime:
     ``runtime``. Every framework tool built from it forwards to :meth:`call`. ``revise`` and
     ``max_revisions`` are the policy of :func:`asyncfc.revise.settle_and_revise` at the end of
     a run. ``profile`` is what the model needs (see the module docstring); none by default.
+    ``hold_blind_writes`` (None: on in async mode) holds a write the model wrote blind.
     """
 
     def __init__(
@@ -54,11 +62,16 @@ class HostedRuntime:
         revise: Revise = "when_needed",
         max_revisions: int = 1,
         profile: ModelProfile | None = None,
+        hold_blind_writes: bool | None = None,
         **runtime_options: Any,
     ) -> None:
         if (tools is None) == (runtime is None):
             raise ConfigurationError("pass either asyncfc tools or a runtime, not both or neither")
         check_choice("revise policy", revise, POLICIES)
+        if hold_blind_writes not in (None, True, False):
+            raise ConfigurationError(
+                f"hold_blind_writes must be True, False or None, not {hold_blind_writes!r}"
+            )
         check_number("max_revisions", max_revisions, 0, integer=True)
         self._owns_runtime = runtime is None
         self.runtime = runtime if runtime is not None else Runtime(tools or [], **runtime_options)
@@ -68,9 +81,17 @@ class HostedRuntime:
             raise ConfigurationError(f"profile must be a ModelProfile, got {type(profile).__name__}")
         self.profile = profile or ModelProfile()
         """What the model needs (instructions, a worked example, repeats answered)."""
+        self.hold_blind_writes = (
+            self.runtime.mode.shows_futures if hold_blind_writes is None else hold_blind_writes
+        )
+        """Whether a state-changing call written before pending results were seen is held."""
         self.calls: list[Call] = []
         """Calls made through this host, in the order the framework started them."""
+        self.held: list[tuple[str, str]] = []
+        """Calls held as written blind (tool name, arguments), in order; each ran only if emitted again."""
         self._turn_calls: dict[tuple[str, str], Call] = {}
+        self._turn_first = 0
+        self._held_keys: set[tuple[str, str]] = set()
 
     @property
     def instructions(self) -> str:
@@ -86,8 +107,11 @@ class HostedRuntime:
         return list(self.profile.example(self.runtime.mode.shows_futures))
 
     def start_turn(self) -> None:
-        """A new user turn begins: repeats are answered only from calls of the same turn."""
+        """A new user turn begins: repeats are answered only from calls of the same turn, and
+        only its calls can make a write blind."""
         self._turn_calls.clear()
+        self._held_keys.clear()
+        self._turn_first = len(self.calls)
 
     def tool_specs(self) -> list[dict[str, Any]]:
         """OpenAI-format specs as the model must see them (widened schemas, ``await_future``)."""
@@ -103,6 +127,14 @@ class HostedRuntime:
         key = (name, _canonical(arguments))
         repeats = self.profile.answer_repeats and name != AWAIT_TOOL
         earlier = self._turn_calls.get(key) if repeats else None
+        blockers = self._blind_to(name, arguments, key) if earlier is None else []
+        if blockers:  # not run: the values come with this message, the model emits it again
+            self._held_keys.add(key)
+            self.held.append((name, key[1]))
+            await self.runtime.wait_all(blockers)
+            ready = self.runtime.take_ready()
+            text = dumps(held_write([c.id for c in blockers]))
+            return with_earlier(text, [self.runtime.deliver_json(c) for c in ready])
         reply = await self.runtime.call(name, arguments, tool_call_id, repeat_of=earlier)
         if reply.call is not None:
             self.calls.append(reply.call)
@@ -122,6 +154,30 @@ class HostedRuntime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+    def _blind_to(self, name: str, arguments: str | Mapping[str, Any], key: tuple[str, str]) -> list[Call]:
+        """The pending results of this user turn a state-changing call may depend on but was
+        written without (see :meth:`asyncfc.agent.Session`'s rule): empty unless holding is on,
+        the tool writes, the call is not one held before (emitted again: confirmed) and passes
+        no future on; results of write-only tools and repeats do not count."""
+        tool = self.runtime.tools.get(name)
+        if not self.hold_blind_writes or tool is None or not tool.writes or key in self._held_keys:
+            return []
+        pending = []
+        for c in self.calls[self._turn_first :]:
+            other = self.runtime.tools.get(c.name)
+            write_only = other is not None and other.writes and not other.reads
+            if c.delivered_at is None and c.repeat_of is None and not write_only:
+                pending.append(c)
+        if not pending:
+            return []
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        try:
+            if references_in(raw, json.loads(raw or "{}")):
+                return []
+        except (ValueError, RecursionError):
+            return []  # malformed: the runtime answers it with an error, it changes nothing
+        return pending
 
 
 def _canonical(arguments: str | Mapping[str, Any]) -> str:
