@@ -18,7 +18,7 @@ import pytest
 
 from asyncfc import ConfigurationError, Tool, tool
 from asyncfc.integrations.hosted import HostedRuntime
-from asyncfc.model_text import ASYNC_INSTRUCTIONS
+from asyncfc.model_text import ANSWER_NOW, ASYNC_INSTRUCTIONS
 from asyncfc.models import ModelProfile
 from asyncfc.models.base import Message, ToolCall
 from asyncfc.revise import HostedRun
@@ -68,12 +68,15 @@ class Shop:
         return [lookup, place_order]
 
 
-# a lookup, the same lookup again, an order passing the lookup on (Ref(1): the example's call
-# is not counted), the answer
+# a lookup; the same lookup again with an order passing the lookup on (Ref(1): the example's
+# call is not counted); the lookup once more, alone (a step of repeats only); the answer
 TURNS: list[Turn] = [
     [ScriptedCall("lookup", {"item": "apple"})],
+    [
+        ScriptedCall("lookup", {"item": "apple"}),
+        ScriptedCall("place_order", {"item": "apple", "price": Ref(1)}),
+    ],
     [ScriptedCall("lookup", {"item": "apple"})],
-    [ScriptedCall("place_order", {"item": "apple", "price": Ref(1)})],
     "Ordered.",
 ]
 
@@ -119,7 +122,7 @@ async def drive_langgraph(srv: SimServer, shop: Shop, mode: str) -> HostedRun[An
 
     llm = ChatOpenAI(model="sim", base_url=srv.base_url, api_key=SecretStr("x"), max_retries=0)
     async with AsyncFCTools(shop.tools(), mode=mode, grace_s=GRACE, profile=PROFILE) as fc:
-        graph = agent_graph(llm, fc.tools, system_prompt=fc.instructions)
+        graph = agent_graph(llm, fc)  # the toolset itself: its instructions, ANSWER_NOW after repeats
         return await run(graph, "order an apple", fc)
 
 
@@ -151,13 +154,21 @@ def test_profile_instructions_example_and_repeats(framework: str, mode: str) -> 
     assert first[3]["role"] == "tool" and first[3]["tool_call_id"] == "example_1"
     # the repeated lookup was answered from the first one: it ran once
     assert shop.runs == ["apple"]
-    lookup, again, order = out.calls
-    assert again.repeat_of == lookup.seq and not again.ran and again.value == 2.5
+    lookup, *rest = out.calls
+    (order,) = [c for c in rest if c.name == "place_order"]
+    repeats = [c for c in rest if c.name == "lookup"]
+    assert len(repeats) == 2 and all(c.repeat_of == lookup.seq and not c.ran for c in repeats)
+    assert all(c.value == 2.5 for c in repeats)
     tool_texts = [m["content"] for m in srv.model_requests[-1].body["messages"] if m["role"] == "tool"]
     assert any("not run again" in t for t in tool_texts)
     # the order got the looked-up price: the example's call did not shift the Ref numbering
     assert shop.orders == [("apple", 2.5)] and order.error is None
     assert out.output == "Ordered."
+    # the request after the repeat-only step offered no tools and asked for the answer; only that one
+    requests = [r.body for r in srv.model_requests]
+    asked = [ANSWER_NOW in str(r["messages"]) for r in requests]
+    offered = [bool(r.get("tools")) for r in requests]
+    assert asked == [False, False, False, True] and offered == [True, True, True, False], (asked, offered)
 
 
 def test_repeats_are_answered_within_one_user_turn() -> None:

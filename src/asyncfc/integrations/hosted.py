@@ -12,7 +12,10 @@ A model's :class:`~asyncfc.models.ModelProfile` (``profile=``, e.g.
 gives that model: its instructions join :attr:`HostedRuntime.instructions`, its worked
 example (:meth:`HostedRuntime.example`, in the runtime mode's form) goes before the
 conversation that each integration's ``run`` starts, and a call that repeats an identical
-earlier call of the same user turn is answered from that call instead of running again.
+earlier call of the same user turn is answered from that call instead of running again;
+after a model step made only of such repeats, the next request is offered no tools and asked
+for the answer (:meth:`HostedRuntime.next_step`, ``model_text.ANSWER_NOW``), so a small
+model answers instead of looping until the framework's turn limit.
 
 ``hold_blind_writes`` (on in async mode, as in the ``Agent``) holds a state-changing call the
 model wrote while a result of this user turn it had not seen was still pending (and that it
@@ -89,9 +92,13 @@ class HostedRuntime:
         """Calls made through this host, in the order the framework started them."""
         self.held: list[tuple[str, str]] = []
         """Calls held as written blind (tool name, arguments), in order; each ran only if emitted again."""
+        self.answer_now = False
+        """The last model step's calls were all repeats: the next request gets no tools and
+        ``ANSWER_NOW`` (see :meth:`next_step`)."""
         self._turn_calls: dict[tuple[str, str], Call] = {}
         self._turn_first = 0
         self._held_keys: set[tuple[str, str]] = set()
+        self._step_repeats: list[bool] = []
 
     @property
     def instructions(self) -> str:
@@ -112,6 +119,18 @@ class HostedRuntime:
         self._turn_calls.clear()
         self._held_keys.clear()
         self._turn_first = len(self.calls)
+        self._step_repeats.clear()
+        self.answer_now = False
+
+    def next_step(self) -> bool:
+        """Called by the integration before a model request (any number of times for one
+        request): whether that request must ask for the answer, offering no tools and adding
+        ``ANSWER_NOW``, because every call made since the previous request repeated an earlier
+        one (with a profile that answers repeats; the ``Agent`` does the same)."""
+        if self._step_repeats:
+            self.answer_now = self.profile.answer_repeats and all(self._step_repeats)
+            self._step_repeats.clear()
+        return self.answer_now
 
     def tool_specs(self) -> list[dict[str, Any]]:
         """OpenAI-format specs as the model must see them (widened schemas, ``await_future``)."""
@@ -127,6 +146,7 @@ class HostedRuntime:
         key = (name, _canonical(arguments))
         repeats = self.profile.answer_repeats and name != AWAIT_TOOL
         earlier = self._turn_calls.get(key) if repeats else None
+        self._step_repeats.append(earlier is not None)
         blockers = self._blind_to(name, arguments, key) if earlier is None else []
         if blockers:  # not run: the values come with this message, the model emits it again
             self._held_keys.add(key)

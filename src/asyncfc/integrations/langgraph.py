@@ -35,6 +35,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
+from ..model_text import ANSWER_NOW
 from ..models.base import Message
 from ..revise import HostedRun, settle_and_revise
 from .hosted import HostedTools
@@ -65,16 +66,29 @@ class AsyncFCTools(HostedTools[BaseTool]):
         )
 
 
-def agent_graph(model: BaseChatModel, tools: Sequence[BaseTool], *, system_prompt: str | None = None) -> Any:
+def agent_graph(
+    model: BaseChatModel, tools: Sequence[BaseTool] | AsyncFCTools, *, system_prompt: str | None = None
+) -> Any:
     """A compiled model -> ``ToolNode`` -> model loop (``create_react_agent``'s shape, no extras).
 
     ``system_prompt`` (e.g. ``AsyncFCTools.instructions``) is prepended to every request.
-    The graph's state is LangGraph's ``MessagesState``.
+    The graph's state is LangGraph's ``MessagesState``. Given the :class:`AsyncFCTools`
+    themselves, the system prompt defaults to their instructions, and after a model step
+    made only of repeated calls (a profile that answers repeats) the next request is sent
+    without tools and with ``ANSWER_NOW``, so the model answers instead of looping.
     """
+    host = tools.host if isinstance(tools, AsyncFCTools) else None
+    if isinstance(tools, AsyncFCTools):
+        system_prompt = tools.instructions if system_prompt is None else system_prompt
+        tools = tools.tools
     bound = model.bind_tools(list(tools))
     system = [SystemMessage(system_prompt)] if system_prompt else []
 
     async def call_model(state: MessagesState) -> dict[str, list[BaseMessage]]:
+        if host is not None and host.next_step():  # this request only: no tools, asked to answer
+            return {
+                "messages": [await model.ainvoke([*system, *state["messages"], HumanMessage(ANSWER_NOW)])]
+            }
         return {"messages": [await bound.ainvoke([*system, *state["messages"]])]}
 
     graph = StateGraph(MessagesState)

@@ -18,13 +18,16 @@ gives the agent what asyncfc's own ``Agent`` gives that model: its instructions 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from agents import Agent, FunctionTool, Runner, RunResult
+from agents import Agent, AgentBase, FunctionTool, RunConfig, RunContextWrapper, Runner, RunResult
 from agents.items import TResponseInputItem
+from agents.run_config import CallModelData, ModelInputData
 from agents.tool_context import ToolContext
 
+from ..model_text import ANSWER_NOW
 from ..models.base import Message
 from ..revise import HostedRun, settle_and_revise
 from .hosted import HostedTools
@@ -46,12 +49,16 @@ class AsyncFCTools(HostedTools[FunctionTool]):
         async def invoke(ctx: ToolContext[Any], arguments: str) -> str:
             return await host.call(name, arguments, ctx.tool_call_id)
 
+        def enabled(ctx: RunContextWrapper[Any], agent: AgentBase[Any]) -> bool:
+            return not host.next_step()  # the last step only repeated calls: no tools, an answer
+
         return FunctionTool(
             name=name,
             description=str(spec.get("description") or ""),
             params_json_schema=dict(spec["parameters"]),
             on_invoke_tool=invoke,
             strict_json_schema=False,
+            is_enabled=enabled,
         )
 
 
@@ -69,6 +76,17 @@ async def run(
     them) when the ``revise`` policy asks for it, otherwise only to the caller
     (``HostedRun.settled``); see :func:`asyncfc.revise.settle_and_revise`.
     """
+
+    config = runner_options.get("run_config") or RunConfig()
+    if config.call_model_input_filter is None:  # ANSWER_NOW after a step of repeats, that request only
+
+        def answer_now(data: CallModelData[Any]) -> ModelInputData:
+            if not tools.host.answer_now:
+                return data.model_data
+            asked: TResponseInputItem = {"role": "user", "content": ANSWER_NOW}
+            return ModelInputData([*data.model_data.input, asked], data.model_data.instructions)
+
+        runner_options["run_config"] = dataclasses.replace(config, call_model_input_filter=answer_now)
 
     async def again(result: RunResult, message: str) -> RunResult:
         follow_up: list[TResponseInputItem] = [*result.to_input_list(), {"role": "user", "content": message}]

@@ -36,6 +36,7 @@ from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_core import SchemaValidator, core_schema
 
+from ..model_text import ANSWER_NOW
 from ..models.base import Message, ModelProfile
 from ..revise import HostedRun, Revise, settle_and_revise
 from ..runtime import Runtime
@@ -94,10 +95,14 @@ class AsyncFCToolset(AbstractToolset[Any]):
         return self.host.calls
 
     async def get_instructions(self, ctx: RunContext[Any]) -> str | None:
+        if self.host.next_step():  # the last step only repeated calls: ask for the answer
+            return "\n\n".join(p for p in (self.host.instructions, ANSWER_NOW) if p)
         return self.host.instructions or None
 
     async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
         tools: dict[str, ToolsetTool[Any]] = {}
+        if self.host.next_step():  # offered no tools, the model answers
+            return tools
         for spec in self.host.tool_specs():
             tool_def = ToolDefinition(
                 name=spec["name"],
