@@ -374,9 +374,11 @@ def test_hung_sync_tool_is_killed_at_its_timeout(
         hang, double = result.calls
         assert hang.error is not None and hang.error.kind is ErrorKind.TIMEOUT, hang.error
         assert double.value == 4
-        pid = int((tmp_path / "pid-1").read_text())
-        assert pid != os.getpid()
-        assert wait_gone(pid), "the worker running the hung tool is still alive"
+        started = tmp_path / "pid-1"
+        if started.exists() or kind == "processes":  # a Ray task may time out before it starts
+            pid = int(started.read_text())
+            assert pid != os.getpid()
+            assert wait_gone(pid), "the worker running the hung tool is still alive"
         assert not (tmp_path / "side-1").exists(), "the killed tool's side effect happened"
     finally:
         executor.shutdown(wait=True)
