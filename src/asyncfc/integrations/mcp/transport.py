@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import mcp.types as mt
@@ -293,7 +293,40 @@ def _claim_std_fds() -> Iterator[tuple[int, int]]:
                 os.close(fd)
 
 
-class LineReadStream:
+_Stream = TypeVar("_Stream", bound="_MessageStream")
+
+
+class _MessageStream:
+    """What the SDK's session needs of a read stream besides ``receive``: iteration and closing."""
+
+    _closed = False
+
+    async def receive(self) -> SessionMessage | Exception:
+        raise NotImplementedError
+
+    def __aiter__(self: _Stream) -> _Stream:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        self._closed = True
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self: _Stream) -> _Stream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LineReadStream(_MessageStream):
     """The read side ``Server.run`` consumes: parsed messages straight from the pipe.
 
     No task of its own between the pipe and the SDK (each hand-over between tasks costs a
@@ -338,27 +371,6 @@ class LineReadStream:
         if self._closed:
             raise anyio.ClosedResourceError
         raise anyio.EndOfStream
-
-    def __aiter__(self) -> LineReadStream:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    def close(self) -> None:
-        self._closed = True
-
-    async def aclose(self) -> None:
-        self._closed = True
-
-    async def __aenter__(self) -> LineReadStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._closed = True
 
 
 class LineWriteStream:
@@ -414,7 +426,7 @@ async def stdio_streams(
 # -- stdio to an upstream ---------------------------------------------------------------
 
 
-class UpstreamReadStream:
+class UpstreamReadStream(_MessageStream):
     """Messages from an upstream server's stdout, parsed as they are read (no task of its own).
 
     A line that does not parse is handed to the SDK's session as the exception, as its own
@@ -465,24 +477,9 @@ class UpstreamReadStream:
                 waiter.set_exception(MCPError(code=mt.CONNECTION_CLOSED, message="Connection closed"))
         self.waiting.clear()
 
-    def __aiter__(self) -> UpstreamReadStream:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def aclose(self) -> None:
+    def close(self) -> None:
         self._closed = True
         self._fail_waiting()
-
-    async def __aenter__(self) -> UpstreamReadStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 STOP_WAIT_S = 2.0
@@ -566,7 +563,8 @@ class UpstreamStdio:
             read.waiting.pop(id_, None)
         if isinstance(answer, mt.JSONRPCError):
             raise MCPError.from_error_data(answer.error)
-        return answer.result
+        result: dict[str, Any] = answer.result
+        return result
 
 
 async def _stop_child(proc: asyncio.subprocess.Process) -> None:

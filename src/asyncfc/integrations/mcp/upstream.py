@@ -485,8 +485,8 @@ def _forwarder(upstream: Upstream, tool: mt.Tool) -> Callable[..., Awaitable[Any
     async def forward(**arguments: Any) -> Any:
         origin = ORIGIN.get()
         try:
-            wants_progress = origin is not None and origin.report is not None
-            return await upstream.call(tool, arguments, origin.progress if wants_progress else None)
+            progress = origin.progress if origin is not None and origin.report is not None else None
+            return await upstream.call(tool, arguments, progress)
         except UpstreamToolError as exc:
             if origin is not None and exc.structured is not None:
                 origin.error_structured = exc.structured  # the proxy's error result keeps it
