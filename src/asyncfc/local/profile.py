@@ -30,15 +30,20 @@ __all__ = [
 ]
 
 INSTRUCTIONS = (
-    "Call one tool per message. The first task is only an example, with tools of its own "
-    "(lookup_price, save_note): use only the tools you are given now."
+    "Call one tool per message. The example task before the user's request shows how to work: "
+    "its tools (lookup_price, save_note) may not be available now; use only the tools you are given."
 )
 
-_TASK = "Note the prices of coffee and tea. If tea costs under 2 dollars, also note 'buy tea'."
+_TASK = (
+    "Look up the prices of coffee and tea, and save a note with both prices. "
+    "If tea costs less than 2 dollars, also save a note that says 'buy tea'."
+)
 
-_ANSWER = "Noted: coffee 4.5 dollars, tea 1.5 dollars, buy tea."
-"""The example's answer reports its own values and nothing else: no sentence in it fits
-another task, so a model that copies it is caught (the task suite's judge looks for it)."""
+_ANSWER = "Coffee costs 4.5 dollars and tea 1.5 dollars, so I noted both prices and 'buy tea'."
+"""The example's answer names the example's own items in every clause: no sentence of it
+fits another task, so a model that copies it is caught (the task suite's judge looks for it).
+The closing it replaces ("I saved a note with both prices, and since tea costs 1.5 dollars, a
+note to buy tea.") began with a clause that fits any task with a note, and was copied."""
 
 
 def _example(is_async: bool) -> list[Message]:
@@ -57,7 +62,7 @@ def _example(is_async: bool) -> list[Message]:
     if not is_async:
         call("lookup_price", {"item": "coffee"}, "4.5")
         call("lookup_price", {"item": "tea"}, "1.5")
-        call("save_note", {"text": "coffee 4.5, tea 1.5"}, "saved")
+        call("save_note", {"text": "coffee: 4.5 dollars, tea: 1.5 dollars"}, "saved")
         call("save_note", {"text": "buy tea"}, "saved")
     else:  # what the runtime really shows: placeholders, values delivered with later results
         call("lookup_price", {"item": "coffee"}, placeholder("fut_91"))
@@ -68,7 +73,7 @@ def _example(is_async: bool) -> list[Message]:
         )
         call(
             "save_note",
-            {"text": "coffee fut_91, tea fut_92"},
+            {"text": "coffee: fut_91 dollars, tea: fut_92 dollars"},
             placeholder("fut_93"),
         )
         call(

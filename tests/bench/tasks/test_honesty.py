@@ -122,7 +122,7 @@ def test_the_suite_counts_blind_writes_per_mode() -> None:
 def test_the_markers_come_from_the_profile() -> None:
     entities, phrases = example_markers()
     assert {"coffee", "tea", "lookup_price", "save_note"} <= set(entities)
-    assert "Noted: coffee 4.5 dollars" in phrases and "buy tea" in phrases
+    assert "Coffee costs 4.5 dollars and tea 1.5 dollars" in phrases and "buy tea" in phrases
 
 
 def test_the_example_s_answer_has_no_sentence_another_task_could_use() -> None:
@@ -138,10 +138,10 @@ def test_the_example_s_answer_has_no_sentence_another_task_could_use() -> None:
 
 
 def test_leaked_example_finds_copied_sentences_and_entities_but_not_the_task_s_own_words() -> None:
-    assert "Noted: coffee 4.5 dollars" in leaked_example([EXAMPLE_CLOSING])
+    assert "Coffee costs 4.5 dollars and tea 1.5 dollars" in leaked_example([EXAMPLE_CLOSING])
     assert leaked_example(["Paris is 18 C; I emailed the team and Steam support."]) == []
     assert leaked_example(["Tea: 1.2 dollars."], allowed="What does tea cost? tea: 1.2") == []
-    assert leaked_example(["coffee 4.5 dollars"]) == ["coffee 4.5", "coffee"]
+    assert leaked_example(["coffee: 4.5 dollars"]) == ["coffee: 4.5 dollars", "coffee"]
 
 
 def test_an_answer_that_copies_the_example_fails_the_task() -> None:
