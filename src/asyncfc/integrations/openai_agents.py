@@ -74,7 +74,10 @@ async def run(
     conversation: the profile's example, if any, goes before it. Values still pending when the agent
     answers are awaited and delivered: to the model in one more run (a user message carries
     them) when the ``revise`` policy asks for it, otherwise only to the caller
-    (``HostedRun.settled``); see :func:`asyncfc.revise.settle_and_revise`.
+    (``HostedRun.settled``); see :func:`asyncfc.revise.settle_and_revise`. After a model step
+    made only of repeats (a profile that answers them), the next request carries
+    ``ANSWER_NOW`` through the run config's ``call_model_input_filter``, unless
+    ``run_config`` brings a filter of its own.
     """
 
     config = runner_options.get("run_config") or RunConfig()
