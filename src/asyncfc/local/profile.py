@@ -39,11 +39,13 @@ _TASK = (
     "If tea costs less than 2 dollars, also save a note that says 'buy tea'."
 )
 
-_ANSWER = "Coffee costs 4.5 dollars and tea 1.5 dollars, so I noted both prices and 'buy tea'."
-"""The example's answer names the example's own items in every clause: no sentence of it
-fits another task, so a model that copies it is caught (the task suite's judge looks for it).
-The closing it replaces ("I saved a note with both prices, and since tea costs 1.5 dollars, a
-note to buy tea.") began with a clause that fits any task with a note, and was copied."""
+_ANSWER = "I saved the coffee and tea prices in a note, and since tea costs 1.5 dollars, a note to buy tea."
+"""The example's answer names the example's own items in every clause: no clause of it fits
+another task, so a model that copies it is caught (the task suite's judge looks for it). The
+closing it replaces began "I saved a note with both prices", a clause that fits any task with
+a note, and the 1.5B copied it into a payment-reminder task. (Two terser closings, one that
+opened with the example's prices, leaked more on the 1.5B: it reported the example's prices
+when its own task had none.)"""
 
 
 def _example(is_async: bool) -> list[Message]:

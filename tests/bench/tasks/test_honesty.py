@@ -122,7 +122,7 @@ def test_the_suite_counts_blind_writes_per_mode() -> None:
 def test_the_markers_come_from_the_profile() -> None:
     entities, phrases = example_markers()
     assert {"coffee", "tea", "lookup_price", "save_note"} <= set(entities)
-    assert "Coffee costs 4.5 dollars and tea 1.5 dollars" in phrases and "buy tea" in phrases
+    assert "I saved the coffee and tea prices in a note" in phrases and "buy tea" in phrases
 
 
 def test_the_example_s_answer_has_no_sentence_another_task_could_use() -> None:
@@ -138,7 +138,7 @@ def test_the_example_s_answer_has_no_sentence_another_task_could_use() -> None:
 
 
 def test_leaked_example_finds_copied_sentences_and_entities_but_not_the_task_s_own_words() -> None:
-    assert "Coffee costs 4.5 dollars and tea 1.5 dollars" in leaked_example([EXAMPLE_CLOSING])
+    assert "I saved the coffee and tea prices in a note" in leaked_example([EXAMPLE_CLOSING])
     assert leaked_example(["Paris is 18 C; I emailed the team and Steam support."]) == []
     assert leaked_example(["Tea: 1.2 dollars."], allowed="What does tea cost? tea: 1.2") == []
     assert leaked_example(["coffee: 4.5 dollars"]) == ["coffee: 4.5 dollars", "coffee"]
