@@ -375,7 +375,27 @@ def render_tasks_tokens(out: dict[str, Any]) -> str:
     return f"{table}\n\n{tail}"
 
 
+def render_snippets(out: dict[str, Any]) -> str:
+    """docs/results/snippets.py: each framework snippet's passes out of tries per mode on the
+    embedded model, and what the failed tries did."""
+    modes = out["modes"]
+    rows = []
+    for page, runs in out["pages"].items():
+        row = [f"[{page}]({page}.md)"]
+        for mode in modes:
+            tries = runs.get(mode, [])
+            row.append(f"{sum(bool(r['passed']) for r in tries)}/{len(tries)}")
+            row.append(_num(sum(r["seconds"] for r in tries) / len(tries), 1) if tries else "–")
+        failed = [r for m in modes for r in runs.get(m, []) if not r["passed"]]
+        what = sorted({r["error"] or f"orders {r['orders']}" for r in failed})
+        row.append("; ".join(what) or "–")
+        rows.append(row)
+    header = ["snippet"] + [h for m in modes for h in (f"`{m}` passed", f"`{m}` mean s")] + ["failed tries"]
+    return _table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "snippets-local": render_snippets,
     "tasks-tokens-before": render_tasks_tokens,
     "tasks-tokens-after": render_tasks_tokens,
     "proxy": render_proxy,

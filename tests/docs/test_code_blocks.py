@@ -267,8 +267,16 @@ def llm_server() -> Iterator[Any]:
 
 
 def run_python(
-    block: Block, mode: str | None, llm: bool, tmp_path: Path, request: pytest.FixtureRequest
+    block: Block,
+    mode: str | None,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    *,
+    llm: bool | None = None,
 ) -> None:
+    """Run one python block (``llm``: against the embedded model; None: when its marker says ``llm``)."""
+    if llm is None:
+        llm = "llm" in block.marker
     code = block.code
     if mode is not None:
         assert 'mode="async"' in code, f'{block.where}: modes= needs mode="async" in the block'
@@ -454,7 +462,7 @@ def test_code_block(
     block: Block, mode: str | None, llm: bool, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if block.lang == "python":
-        run_python(block, mode, llm, tmp_path, request)
+        run_python(block, mode, tmp_path, request, llm=llm)
     elif block.lang in ("bash", "console"):
         assert not block.marker, f"{block.where}: test markers apply to python blocks only"
         check_shell(block)
