@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import struct
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +282,21 @@ def _tool_calls_from(srv: local.LocalServer, openai: Any) -> None:
             finish = choice.finish_reason or finish
         assert finish == "tool_calls" and name == "get_weather"
         assert json.loads(arguments) == {"city": "Paris"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="reads the child's descriptors from /proc")
+def test_a_detached_server_holds_no_descriptor_of_ours(tmp_path: Path) -> None:
+    """A server started under ``flock`` (or with a test's pipe open) must not keep them open."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)  # as flock(1) passes its lock to the command it runs
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    pid = server._spawn_detached(sleeper, tmp_path / "log.txt")
+    try:
+        ours = os.readlink(f"/proc/self/fd/{write_end}")
+        theirs = {os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
+        assert ours not in theirs
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read_end)
+        os.close(write_end)

@@ -414,7 +414,12 @@ def _free_port() -> int:
 
 
 def _spawn_detached(cmd: Sequence[str], log: Path) -> int:
-    """Start `cmd` in its own session (survives this process and Ctrl-C), output to `log`."""
+    """Start `cmd` in its own session (survives this process and Ctrl-C), output to `log`.
+
+    It gets no descriptor of ours beyond its log: one it inherited (a lock `flock(1)` holds
+    for the command that started the server, a pipe a test reads to its end) would stay
+    open, and held, for as long as the server runs.
+    """
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         return os.posix_spawn(
@@ -425,11 +430,28 @@ def _spawn_detached(cmd: Sequence[str], log: Path) -> int:
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, fd, 1),
                 (os.POSIX_SPAWN_DUP2, fd, 2),
+                *((os.POSIX_SPAWN_CLOSE, inherited) for inherited in _inheritable_fds()),
             ],
             setsid=True,
         )
     finally:
         os.close(fd)
+
+
+def _inheritable_fds() -> list[int]:
+    """This process's descriptors above 2 that a child would inherit (the others close at exec)."""
+    try:
+        names = os.listdir("/dev/fd")
+    except OSError:
+        return []
+    out: list[int] = []
+    for name in names:
+        fd = int(name)
+        if fd > 2:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+                if os.get_inheritable(fd):
+                    out.append(fd)
+    return out
 
 
 def _terminate(pid: int, grace: float) -> None:
