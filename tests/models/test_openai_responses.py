@@ -324,9 +324,12 @@ def test_native_async_round_trip_with_a_dependent_call() -> None:
         await gate["open"].wait()  # held until the model has gone on without the result
         return {"city": city, "temp": 21}
 
+    email_gate = threading.Event()
+
     @tool(reads=["outbox"], writes=["outbox"])
     def send_email(to: str, body: str) -> str:
         """Send an email."""
+        email_gate.wait(60)  # held until the model has answered: pending at the answer
         sent.append(body)
         return "sent"
 
@@ -336,10 +339,14 @@ def test_native_async_round_trip_with_a_dependent_call() -> None:
         gate["loop"].call_soon_threadsafe(gate["open"].set)
         return [ScriptedCall("send_email", {"to": "me@x.y", "body": Ref(1, ".temp")})]
 
+    def answer(transcript: list[Message]) -> str:
+        email_gate.set()  # the answer is given while the email is pending: revise="always" asks again
+        return "Sent: 21 degrees."
+
     turns: list[Any] = [
         [ScriptedCall("get_weather", {"city": "Paris"})],
         step_2,
-        "Sent: 21 degrees.",
+        answer,
         "Done.",
     ]
     with SimServer(turns) as srv:
