@@ -394,7 +394,40 @@ def render_snippets(out: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
+def render_tasks_sweep(out: dict[str, Any]) -> str:
+    """``asyncfc bench tasks --lookup-latency A,B,...``: per lookup latency, each mode's pass
+    rate, async's mean speedup over sync with its 95% CI, and the runs that wrote blind."""
+    rows = []
+    for latency, row in out["sweep"].items():
+        runs = row["tasks"] * row.get("runs_per_task", 1)
+        sync, asy = row["modes"].get("sync", {}), row["modes"].get("async", {})
+        sp = row.get("speedup", {}).get("async") or {}
+        ci = sp.get("ci95") or [None, None]
+        rows.append(
+            [
+                f"{latency} s",
+                f"{sync.get('passed', '–')} / {runs}",
+                f"{asy.get('passed', '–')} / {runs}",
+                f"{_num(sp.get('mean'))}x" if sp else "–",
+                f"[{_num(ci[0])}, {_num(ci[1])}]" if None not in ci else "–",
+                str(asy.get("blind_write_runs", "–")),
+                str(asy.get("held_calls", "–")),
+            ]
+        )
+    header = [
+        "lookup latency",
+        "`sync` passed",
+        "`async` passed",
+        "async speedup",
+        "95% CI",
+        "async blind-write runs",
+        "async held calls",
+    ]
+    return _table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "tasks-sweep-local": render_tasks_sweep,
     "snippets-local": render_snippets,
     "tasks-tokens-before": render_tasks_tokens,
     "tasks-tokens-after": render_tasks_tokens,
