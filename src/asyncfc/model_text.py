@@ -66,9 +66,10 @@ AWAIT_SPEC: dict[str, Any] = {
 }
 
 ASYNC_INSTRUCTIONS = (
-    'A result {"future": "fut_1", "status": "pending"} is a call still running: pass "fut_1" (or "fut_1.field") '
-    "as an argument, alone or in a text, to use its value. Never invent a value or repeat a pending call. "
-    f"Call {AWAIT_TOOL} only to see a value you must decide on."
+    'A tool result may be a placeholder like {"future": "fut_1", "status": "pending"}: the call is still '
+    'running. Pass "fut_1" (or "fut_1.field"), alone or inside a text, as an argument and the runtime fills '
+    f"in its value. Never invent a value or repeat a pending call. Call {AWAIT_TOOL} only when you must see "
+    "a value to decide what to do, never just to pass it on."
 )
 """Shown to the model in async mode only: a few lines that explain placeholders (77 tokens
 for Qwen2.5's tokenizer; 96 before they were shortened)."""
@@ -284,7 +285,10 @@ def repeat_note(original: str | None) -> str:
     """Said beside a call answered from an identical earlier call (``original``: its future
     id, in async mode) instead of running it again."""
     same = f" {original}" if original else ""
-    return f"same as earlier call{same}, not run again: go on, or answer if the task is done"
+    return (
+        f"this repeats an earlier identical call{same}, so it was not run again; do not repeat it: "
+        "go on with the next step, or answer if the task is done"
+    )
 
 
 # -- tools --------------------------------------------------------------------------

@@ -123,12 +123,13 @@ def test_the_agent_reads_the_same_shapes() -> None:
 def test_the_async_instructions_show_the_real_placeholder_and_stay_short() -> None:
     """The instructions quote a placeholder exactly as the runtime writes one, name the field
     form and the await tool; every word of them is in every async prompt (and re-processed
-    whenever a prompt cache is lost), so they stay under 300 characters (77 Qwen2.5 tokens)."""
+    whenever a prompt cache is lost), so they stay short: 96 Qwen2.5 tokens. (A 77-token
+    version made the embedded 1.5B answer the README's example without sending its email.)"""
     from asyncfc.futures import dumps
     from asyncfc.model_text import ANSWER_NOW, ASYNC_INSTRUCTIONS, AWAIT_TOOL, repeat_note
 
     assert dumps(placeholder("fut_1")) in ASYNC_INSTRUCTIONS
     assert '"fut_1.field"' in ASYNC_INSTRUCTIONS and AWAIT_TOOL in ASYNC_INSTRUCTIONS
-    assert len(ASYNC_INSTRUCTIONS) < 300
+    assert len(ASYNC_INSTRUCTIONS) < 400
     assert "fut_7" in repeat_note("fut_7") and "not run again" in repeat_note(None)
     assert "plain text" in ANSWER_NOW
