@@ -4,9 +4,9 @@ with asyncfc's toolsets underneath, and through ``asyncfc mcp serve`` from Pydan
 and the Agents SDK's own MCP clients.
 
 One simple task each: look up the weather of one city (slower than the grace window, so
-the model gets a placeholder) and write it to a file. The frameworks do not know asyncfc's
-model profiles, so each conversation gets the embedded profile's instructions and worked
-example the way asyncfc's ``Agent`` sends them. Assertions are about what the model
+the model gets a placeholder) and write it to a file. Each conversation gets the embedded
+profile's instructions and worked example the way asyncfc's ``Agent`` sends them, put into
+the framework's history here by the integration's own converter. Assertions are about what the model
 reliably does at temperature 0: the final state (one lookup, one file), each call made
 once, resolved and delivered once, and an answer that stands without a revision turn.
 Run with `make test-llm`; a server the tests start is stopped at the end.
@@ -60,68 +60,30 @@ def system_prompt(runtime_instructions: str) -> str:
 def example() -> list[Message]:
     """The embedded profile's worked example (async form), as asyncfc's ``Agent`` puts it before the task.
 
-    The frameworks do not know asyncfc's model profiles, so it goes into their history here:
+    It goes into the framework's history (``history_of``, ``input_items``, ``messages_of``):
     without it the 1.5B invents the weather and repeats calls, with any framework.
     """
     return list(example_messages(True))
 
 
-def openai_agents_input(task: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for m in example():
-        if m.role == "tool":
-            items.append({"type": "function_call_output", "call_id": m.tool_call_id, "output": m.content})
-        elif m.tool_calls:
-            for tc in m.tool_calls:
-                items.append(
-                    {"type": "function_call", "call_id": tc.id, "name": tc.name, "arguments": tc.arguments}
-                )
-        else:
-            items.append({"role": m.role, "content": m.content})
-    return [*items, {"role": "user", "content": task}]
+def openai_agents_input(task: str) -> list[Any]:
+    from asyncfc.integrations.openai_agents import input_items
+
+    return [*input_items(example()), {"role": "user", "content": task}]
 
 
 def langchain_messages(task: str) -> list[Any]:
-    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+    from langchain_core.messages import HumanMessage
 
-    out: list[Any] = []
-    for m in example():
-        if m.role == "tool":
-            out.append(ToolMessage(m.content, tool_call_id=m.tool_call_id or ""))
-        elif m.role == "assistant":
-            calls = [{"name": tc.name, "args": json.loads(tc.arguments), "id": tc.id} for tc in m.tool_calls]
-            out.append(AIMessage(m.content, tool_calls=calls))
-        else:
-            out.append(HumanMessage(m.content))
-    return [*out, HumanMessage(task)]
+    from asyncfc.integrations.langgraph import messages_of
+
+    return [*messages_of(example()), HumanMessage(task)]
 
 
 def pydantic_ai_history() -> list[Any]:
-    from pydantic_ai.messages import (
-        ModelRequest,
-        ModelResponse,
-        TextPart,
-        ToolCallPart,
-        ToolReturnPart,
-        UserPromptPart,
-    )
+    from asyncfc.integrations.pydantic_ai import history_of
 
-    out: list[Any] = []
-    names: dict[str, str] = {}
-    for m in example():
-        if m.role == "tool":
-            call_id = m.tool_call_id or ""
-            part = ToolReturnPart(tool_name=names[call_id], content=m.content, tool_call_id=call_id)
-            out.append(ModelRequest(parts=[part]))
-        elif m.role == "assistant" and m.tool_calls:
-            names.update({tc.id: tc.name for tc in m.tool_calls})
-            parts = [ToolCallPart(tc.name, tc.arguments, tc.id) for tc in m.tool_calls]
-            out.append(ModelResponse(parts=parts))
-        elif m.role == "assistant":
-            out.append(ModelResponse(parts=[TextPart(m.content)]))
-        else:
-            out.append(ModelRequest(parts=[UserPromptPart(m.content)]))
-    return out
+    return list(history_of(example()))
 
 
 class Desk:
@@ -209,7 +171,8 @@ def test_pydantic_ai_toolset(server: local.LocalServer) -> None:
         async with AsyncOpenAI(base_url=server.base_url, api_key="none") as client:
             model = OpenAIChatModel(server.model, provider=OpenAIProvider(openai_client=client))
             settings = ModelSettings(temperature=0.0, seed=0, max_tokens=MAX_TOKENS)
-            async with AsyncFCToolset(desk.tools()) as toolset:
+            # hold_blind_writes=False: this test keeps the blind write it was written for (see check)
+            async with AsyncFCToolset(desk.tools(), hold_blind_writes=False) as toolset:
                 hosts.append(toolset.host)
                 # the toolset's own instructions (the runtime's) reach the model as well
                 agent = Agent(model, instructions=system_prompt(""), model_settings=settings)
