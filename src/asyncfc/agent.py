@@ -37,7 +37,7 @@ from .errors import (
 )
 from .executors import Executor, ExecutorKind, make_executor
 from .futures import dumps, holds_reference, references_in
-from .grace import GraceOption, grace_policy
+from .grace import Grace, GraceOption, grace_policy
 from .mode import Mode
 from .model_text import (
     ANSWER_NOW,
@@ -192,7 +192,6 @@ class Agent:
         check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
         check_choice("revise policy", revise, POLICIES)
         check_options(grace_s, max_result_chars, max_session_concurrency, "max_session_concurrency")
-        grace_policy(grace, grace_s)  # refused here, not at the first session
         check_number("max_steps", max_steps, 1, integer=True)
         check_number("max_revisions", max_revisions, 0, integer=True)
         if hold_blind_writes not in (None, True, False, "retract"):
@@ -226,6 +225,11 @@ class Agent:
         """Whether a state-changing call written before results it could depend on were seen is held."""
         self.profile: ModelProfile = getattr(model, "profile", None) or ModelProfile()
         """What this model needs (instructions, a worked example, answering repeats); see ModelProfile."""
+        self.grace_policy: Grace = grace_policy(
+            grace, grace_s, step_s=self.profile.step_s, prefill_token_s=self.profile.prefill_token_s
+        )
+        """One policy for every session: what it learns (tool latencies, the model's cost)
+        carries over to the next conversation."""
         self._owns_executor = not isinstance(executor, Executor)
         self.executor = make_executor(
             executor or "threads",
@@ -243,7 +247,7 @@ class Agent:
         table = tool_table(tools)
         self.tools.clear()  # the same dict object is shared with every session's runtime
         self.tools.update(table)
-        self._specs: list[dict[str, Any]] | None = None
+        self._specs: dict[Mode, list[dict[str, Any]]] = {}
 
     def as_tool(
         self,
@@ -274,11 +278,23 @@ class Agent:
             timeout=timeout,
         )
 
-    def tool_specs(self) -> list[dict[str, Any]]:
-        """The tools as the model sees them in this mode (computed once per tool list)."""
-        if self._specs is None:
-            self._specs = model_specs(self.tools.values(), self.mode)
-        return self._specs
+    def tool_specs(self, mode: Mode | None = None) -> list[dict[str, Any]]:
+        """The tools as the model sees them in ``mode`` (default: the agent's; computed once
+        per tool list)."""
+        mode = mode or self.mode
+        specs = self._specs.get(mode)
+        if specs is None:
+            specs = self._specs[mode] = model_specs(self.tools.values(), mode)
+        return specs
+
+    def shown_mode(self) -> Mode:
+        """The mode a new session shows the model: the agent's, except that async mode is
+        shown as parallel when the grace policy expects no call to be slow enough for a
+        placeholder to pay (:meth:`asyncfc.grace.Grace.futures_pay`): calls still run as in
+        async mode, each answered with its value, and the model reads no text about futures."""
+        if self.mode.shows_futures and not self.grace_policy.futures_pay(self.tools):
+            return Mode.PARALLEL
+        return self.mode
 
     def session(self) -> Session:
         return Session(self)
@@ -345,10 +361,9 @@ class Session:
         native_text = self._native and agent.async_instructions is ASYNC_INSTRUCTIONS
         self.runtime = Runtime(
             agent.tools,
-            mode=agent.mode,
+            mode=agent.mode if self._native else agent.shown_mode(),
             executor=agent.executor,
-            grace=agent.grace,
-            grace_s=agent.grace_s,
+            grace=agent.grace_policy,
             max_result_chars=agent.max_result_chars,
             max_concurrency=agent.max_session_concurrency,
             instructions=NATIVE_ASYNC_INSTRUCTIONS if native_text else agent.async_instructions,
@@ -511,7 +526,9 @@ class Session:
         messages.extend(history[1:] if skip else history)  # list copies run at memcpy speed; no shifts
         if self._answer_now:  # this step only: the history keeps no trace of it
             messages.append(Message("user", ANSWER_NOW))
-        specs = native_specs(agent.tool_specs()) if self._native else agent.tool_specs()
+        specs = agent.tool_specs(self.runtime.mode)
+        if self._native:
+            specs = native_specs(specs)
         return ModelRequest(
             messages=messages,
             tools=specs,  # also when answering now: dropped tools would change the cached prefix

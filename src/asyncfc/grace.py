@@ -36,6 +36,11 @@ finished, the tool's declared hint (``@tool(latency_s=...)``). Then, with
   after the call was emitted, the classic rent-or-buy choice, which never pays more than
   twice the better of the two choices in hindsight.
 
+Before a conversation starts, :meth:`Grace.futures_pay` asks the same question of every
+tool at once: when none is expected to be slow enough for a placeholder, asyncfc's own
+:class:`~asyncfc.agent.Agent` shows that conversation no futures at all (parallel mode), so
+the model reads no instructions, ``await_future`` or references for nothing.
+
 The model's costs come from the steps the trace recorded (:meth:`asyncfc.trace.Trace.model_step`,
 their :class:`~asyncfc.models.base.Usage` timings): asyncfc's own :class:`~asyncfc.agent.Agent`
 records every step before it answers that step's calls, so even the first calls are
@@ -54,7 +59,7 @@ from typing import Literal, Protocol, Union
 
 from .errors import ConfigurationError, ErrorKind, check_number
 from .futures import dumps
-from .model_text import AWAIT_TOOL, placeholder
+from .model_text import AWAIT_TOOL, EARLIER, placeholder, resolved
 from .models.base import Usage
 from .scheduler import Call
 from .tools import Tool
@@ -88,11 +93,22 @@ DEFAULT_CAP_S = 2.0
 DEFAULT_STEP_S = 1.0
 """The prior cost of an extra model step (seconds) while no step has been measured."""
 
-AWAIT_CALL_TOKENS = max(1, len(AWAIT_TOOL + dumps({"ids": ["fut_100"]})) // 4)
-"""Output tokens of one ``await_future`` call (4 characters a token)."""
+CHARS_PER_TOKEN = 2.7
+"""Characters per token of asyncfc's JSON texts (Qwen2.5's tokenizer: the 40 characters of a
+placeholder are 15 tokens; quotes and braces are tokens of their own)."""
 
-DELIVERY_TOKENS = max(1, len(dumps({"future": "fut_100", "status": "resolved", "value": None})) // 4)
-"""Tokens a delivery adds around a value (the value itself is read either way)."""
+
+def text_tokens(text: str) -> int:
+    """About how many tokens ``text`` is (:data:`CHARS_PER_TOKEN`)."""
+    return max(1, round(len(text) / CHARS_PER_TOKEN))
+
+
+AWAIT_CALL_TOKENS = text_tokens(dumps({"name": AWAIT_TOOL, "arguments": {"ids": ["fut_100"]}}))
+"""Output tokens of one ``await_future`` call, as the model writes it."""
+
+DELIVERY_TOKENS = text_tokens(dumps({EARLIER: [resolved("fut_100", None)]})) - text_tokens("{null}")
+"""Tokens a delivery adds around a value riding along a later tool message (the value
+itself is read either way)."""
 
 _PRIOR_WEIGHT = 2.0
 """How many placeholders the prior ``await_share`` counts as."""
@@ -120,6 +136,11 @@ class Grace(ABC):
     @abstractmethod
     def until(self, call: Call, host: GraceHost) -> float:
         """Trace time until which to wait for ``call``'s value (in the past: answer now)."""
+
+    def futures_pay(self, tools: Mapping[str, Tool]) -> bool:
+        """Whether a conversation over ``tools`` should be shown futures at all: asked once,
+        when it starts (its tool specs and instructions are a fixed, cached prefix)."""
+        return True  # the default: a policy may answer with a placeholder whatever the tool
 
     def finished(self, call: Call) -> None:
         """A call resolved (ran, failed or was cancelled)."""
@@ -183,7 +204,7 @@ class CostAware(Grace):
     placeholders the model awaits, used until this conversation measures them;
     ``smoothing`` is the weight of a tool's newest run in its latency estimate; ``steps``
     how many recent model steps the costs come from. One instance learns for every
-    runtime it is given to (the ``"auto"`` option makes one per runtime).
+    runtime it is given to (the ``"auto"`` option makes one per agent, or per runtime for other hosts).
     """
 
     def __init__(
@@ -191,12 +212,14 @@ class CostAware(Grace):
         *,
         cap_s: float = DEFAULT_CAP_S,
         step_s: float = DEFAULT_STEP_S,
+        prefill_token_s: float = 0.0,
         await_share: float = 0.5,
         smoothing: float = 0.5,
         steps: int = 8,
     ) -> None:
         check_number("cap_s", cap_s, 0)
         check_number("step_s", step_s, 0)
+        check_number("prefill_token_s", prefill_token_s, 0)
         check_number("await_share", await_share, 0)
         check_number("smoothing", smoothing, 0, above=True)
         check_number("steps", steps, 1, integer=True)
@@ -206,6 +229,7 @@ class CostAware(Grace):
             )
         self.cap_s = float(cap_s)
         self.step_s = float(step_s)
+        self.prefill_token_s = float(prefill_token_s)
         self.await_share = float(await_share)
         self.smoothing = float(smoothing)
         self.steps = steps
@@ -215,6 +239,8 @@ class CostAware(Grace):
         self.awaits = 0
         self._tokens: dict[str, int] = {}
         """Placeholder tokens per tool (its output example decides): counted once."""
+        self.measured: ModelCost | None = None
+        """The model's cost as last measured: a new conversation starts from it, not the priors."""
         self._cost: tuple[tuple[int, int], ModelCost] | None = None
         """The last model cost, by (steps, id of the newest step's usage): a burst of calls
         after one step costs one computation."""
@@ -260,13 +286,14 @@ class CostAware(Grace):
         """An extra step's and an extra prompt token's cost, from recent steps' timings."""
         timed = [u for u in usages[-self.steps :] if u.timing]
         if not timed:
-            return ModelCost(self.step_s, 0.0, 0)
+            return self.measured or ModelCost(self.step_s, self.prefill_token_s, 0)
         prefill = sum(u.prefill_s for u in timed)
         uncached = sum(u.uncached_input_tokens for u in timed)
         out_tokens = sum(u.output_tokens for u in timed)
         per_output = sum(u.decode_s for u in timed) / out_tokens if out_tokens else 0.0
         step = prefill / len(timed) + AWAIT_CALL_TOKENS * per_output
-        return ModelCost(step, prefill / uncached if uncached else 0.0, len(timed))
+        self.measured = ModelCost(step, prefill / uncached if uncached else 0.0, len(timed))
+        return self.measured
 
     def placeholder_cost(self, cost: ModelCost, placeholder_tokens: int, remaining_s: float = 0.0) -> float:
         """Seconds until the model gets on after a placeholder of ``placeholder_tokens`` tokens
@@ -320,7 +347,7 @@ class CostAware(Grace):
         if tokens is None:
             tool = tools.get(call.name)
             example = tool.output_example if tool is not None else None
-            tokens = self._tokens[call.name] = max(1, len(dumps(placeholder("fut_100", example))) // 4)
+            tokens = self._tokens[call.name] = text_tokens(dumps(placeholder("fut_100", example)))
         key = (len(usages), id(usages[-1]) if usages else 0)
         if self._cost is not None and self._cost[0] == key:
             model = self._cost[1]
@@ -338,6 +365,22 @@ class CostAware(Grace):
         if left <= budget:
             return Decision(now + budget, left, cost, budget, "fast")
         return Decision(now, left, cost, budget, "slow")
+
+    def futures_pay(self, tools: Mapping[str, Tool]) -> bool:
+        """False when every tool is expected to finish within what a placeholder for it would
+        cost (its latency learned, or declared with ``@tool(latency_s=...)``), priced with the
+        model's last measured cost or the priors: then no call would get a placeholder, and
+        the instructions, the ``await_future`` tool and the references in the schemas would
+        be read for nothing. A tool of unknown latency may be slow: True."""
+        model = self.measured or ModelCost(self.step_s, self.prefill_token_s, 0)
+        for name, tool in tools.items():
+            run = self.latency(name, tool)
+            if run is None:
+                return True
+            tokens = text_tokens(dumps(placeholder("fut_100", tool.output_example)))
+            if run > min(self.placeholder_cost(model, tokens, run), self.cap_s):
+                return True
+        return False
 
     def until(self, call: Call, host: GraceHost) -> float:
         trace = host.trace
@@ -358,12 +401,20 @@ GraceOption = Union[float, Literal["auto"], Grace]
 or a policy object."""
 
 
-def grace_policy(grace: GraceOption = "auto", grace_s: float | None = None) -> Grace:
+def grace_policy(
+    grace: GraceOption = "auto",
+    grace_s: float | None = None,
+    *,
+    step_s: float | None = None,
+    prefill_token_s: float | None = None,
+) -> Grace:
     """The policy the options ``grace`` and ``grace_s`` select, or a :class:`ConfigurationError`.
 
     ``grace_s`` (seconds) is the fixed window, the older spelling of ``grace=<seconds>``;
     giving it together with a ``grace`` other than ``"auto"`` is an error. A policy object
     is used as it is (shared, with what it learns, by every runtime it is given to).
+    ``step_s`` and ``prefill_token_s`` are the model's cost priors for ``"auto"`` (a
+    :class:`~asyncfc.models.base.ModelProfile`'s; None: the defaults).
     """
     if grace_s is not None:
         if not (isinstance(grace, str) and grace == "auto"):
@@ -375,7 +426,10 @@ def grace_policy(grace: GraceOption = "auto", grace_s: float | None = None) -> G
         return grace
     if isinstance(grace, str):
         if grace == "auto":
-            return CostAware()
+            return CostAware(
+                step_s=DEFAULT_STEP_S if step_s is None else step_s,
+                prefill_token_s=prefill_token_s or 0.0,
+            )
         raise ConfigurationError(
             f"grace must be 'auto', a number of seconds of at least 0 or a Grace policy, got {grace!r}"
         )

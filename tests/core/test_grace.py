@@ -29,7 +29,7 @@ from asyncfc.grace import (
 )
 from asyncfc.integrations.hosted import HostedRuntime
 from asyncfc.models import OpenAIChatModel
-from asyncfc.models.base import Usage
+from asyncfc.models.base import Message, Usage
 from asyncfc.runtime import Runtime
 from asyncfc.scheduler import Call
 from asyncfc.testing import SimServer
@@ -201,6 +201,60 @@ def test_a_model_that_awaits_every_placeholder_is_spared_the_await_step() -> Non
         policy.awaited([call(seq, "second")])
     d = policy.decide(slow_call, now=0.0, usages=steps, tools=hints)
     assert d.reason == "fast" and d.placeholder_s > 1.0
+
+
+def test_futures_are_shown_only_when_some_tool_is_slow_enough_to_hide() -> None:
+    cpu = CostAware(step_s=1.5, prefill_token_s=0.018)  # the embedded 1.5B's priors
+    assert not cpu.futures_pay({"quick": quick})  # 0.1 s: always waited for
+    assert cpu.futures_pay({"quick": quick, "crawl": crawl})  # 5 s: worth a placeholder
+    assert cpu.futures_pay({"quick": quick, "plain": plain})  # unknown: may be slow
+    one_second = {"second": tool(pure=True, latency_s=1.0, name="second")(plain.fn)}
+    assert not cpu.futures_pay(one_second)  # cheaper to wait than to read a placeholder later
+    assert CostAware(step_s=0.05).futures_pay(one_second)  # a fast model gets on meanwhile
+    # the last measured cost replaces the priors
+    cpu.model_cost([step(0.01, 0.01, output_tokens=40)])
+    assert cpu.measured is not None and cpu.futures_pay(one_second)
+    # learned latencies replace the hints
+    learned = CostAware(step_s=1.5)
+    learned.observe("crawl", 0.01)
+    assert not learned.futures_pay({"crawl": crawl})
+    assert FixedWindow(0.5).futures_pay({"quick": quick})  # a fixed window always may
+
+
+def test_an_agent_shows_no_futures_where_none_would_pay() -> None:
+    @tool(pure=True, latency_s=0.01)
+    async def lookup(x: int) -> int:
+        """Returns at once."""
+        return x + 1
+
+    turn = [ScriptedCall("lookup", {"x": 1}), ScriptedCall("lookup", {"x": 2})]
+
+    async def main() -> tuple[Any, Any, list[Any]]:
+        with SimServer([turn, "done"], ttft_s=0.05) as srv:
+            async with (
+                OpenAIChatModel(srv.model_name, base_url=srv.base_url) as model,
+                Agent(model, [lookup], mode="async", grace=CostAware(step_s=2.0)) as agent,
+                agent.session() as session,
+            ):
+                session.messages.append(Message("user", "go"))
+                request = session.next_request()
+                session.messages.clear()
+                result = await session.run("go")
+                return (
+                    session.runtime.mode,
+                    request,
+                    [tool_message(session.messages, c.tool_call_id) for c in result.calls],
+                )
+
+    shown, request, answers = asyncio.run(main())
+    assert shown == "parallel"
+    assert [t["name"] for t in request.tools] == ["lookup"]  # no await_future, no references
+    assert all("future" not in m.content for m in request.messages)  # no instructions
+    assert [m.content for m in answers] == ["2", "3"]  # values, not placeholders
+
+    slow = tool(pure=True, latency_s=30.0, name="slow")(lookup.fn)
+    agent = Agent(OpenAIChatModel("m", base_url="http://127.0.0.1:9/v1"), [lookup, slow], mode="async")
+    assert agent.shown_mode() == "async" and agent.session().runtime.instructions
 
 
 def test_the_fixed_window_counts_from_emission() -> None:

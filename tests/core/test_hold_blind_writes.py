@@ -243,7 +243,16 @@ def test_emitting_a_held_call_again_runs_it_even_while_other_values_are_pending(
         books.release.set()
         return write(transcript)
 
-    turns: list[Turn] = [[ScriptedCall("convert", {"amount": 1.0})], write, release_and_confirm, "done"]
+    def release_and_answer(transcript: Sequence[Message]) -> TurnSpec:
+        books.release.set()  # the lookup of the third step ends: the turn settles at once
+        return "done"
+
+    turns: list[Turn] = [
+        [ScriptedCall("convert", {"amount": 1.0})],
+        write,
+        release_and_confirm,
+        release_and_answer,
+    ]
 
     async def go() -> RunResult:
         async with Agent(ScriptedModel(turns), books.tools(), mode="async", grace_s=0.0) as agent:

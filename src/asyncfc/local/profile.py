@@ -11,6 +11,7 @@ mode really shows, so sync and async get the same lesson.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -94,8 +95,18 @@ EMBEDDED_PROFILE = ModelProfile(
     instructions=INSTRUCTIONS,
     example=lambda is_async: _FORMS[is_async],
     answer_repeats=True,
+    step_s=1.5,
+    prefill_token_s=0.018,
 )
-"""The profile of the embedded models (the same in every mode, so comparisons stay fair)."""
+"""The profile of the embedded models (the same in every mode, so comparisons stay fair).
+
+Its cost priors are the 1.5B's on a 2-core CPU (the task-suite sweep of
+``docs/results/tasks-sweep-local.json``: 0.73 s of prefill a step, 18 ms a prompt token,
+36 ms an output token); the first measured step of a conversation replaces them."""
+
+_COST_PRIORS = {"0.5b": (1.0, 0.009)}
+"""``step_s`` and ``prefill_token_s`` of the 0.5B, from ``docs/results/tasks-sweep-local-0.5b.json``
+(the 1.5B's are the profile's)."""
 
 
 class LocalModel(OpenAIChatModel):
@@ -119,7 +130,7 @@ def model(
     :func:`asyncfc.local.stop` stops it.
     """
     server = ensure_server(size)
-    return LocalModel(
+    client = LocalModel(
         server.model,
         base_url=server.base_url,
         temperature=temperature,
@@ -127,6 +138,10 @@ def model(
         max_tokens=max_tokens,
         **options,
     )
+    if size in _COST_PRIORS:
+        step_s, token_s = _COST_PRIORS[size]
+        client.profile = dataclasses.replace(EMBEDDED_PROFILE, step_s=step_s, prefill_token_s=token_s)
+    return client
 
 
 def example_messages(is_async: bool) -> Sequence[Message]:

@@ -222,6 +222,11 @@ class ModelProfile:
     example: Callable[[bool], Sequence[Message]] | None = None
     """A finished example task as messages, in its sync (False) or async (True) form."""
     answer_repeats: bool = False
+    step_s: float | None = None
+    """What an extra step (the prompt read again, an ``await_future`` call written) costs on
+    this model, in seconds, until the conversation measures it (None: the grace policy's prior)."""
+    prefill_token_s: float | None = None
+    """What reading one more prompt token costs, in seconds, until measured (None: not priced)."""
 
 
 @runtime_checkable

@@ -5,7 +5,9 @@ orders, calendar, thermostats), so a task is judged by the state it leaves behin
 Latencies follow what such tools cost in practice: web lookups 1-3 s, database queries
 0.2 s, file writes 50 ms. ``lookup_latency`` replaces the latency of every lookup (every
 read-only tool: web and database), which is what a latency sweep varies; ``time_scale``
-multiplies every latency, so tests run the same suite a thousand times faster.
+multiplies every latency, so tests run the same suite a thousand times faster. Each tool
+declares the latency it has (``latency_s``), as a user who knows their tools would: the
+cost-aware grace policy decides from it whether a conversation is shown futures at all.
 
 Annotations say what each tool really touches: web lookups are ``pure`` (they change
 none of our state), database and file tools read or write labels templated from their
@@ -21,7 +23,7 @@ import copy
 import math
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from asyncfc.tools import Tool, tool
@@ -466,7 +468,7 @@ class World:
             await wait("calculate")
             return evaluate(expression)
 
-        return [
+        toolbox = [
             get_weather,
             get_exchange_rate,
             get_stock_price,
@@ -485,3 +487,5 @@ class World:
             send_email,
             calculate,
         ]
+        # each tool declares the latency it has, as a user who knows their tools would
+        return [replace(t, latency_s=lat.of(t.name)) for t in toolbox]
