@@ -73,6 +73,7 @@ def summarize(
             "blind_write_runs": sum(bool(r.blind_writes) for r in rs),
             "blind_writes": sum(len(r.blind_writes) for r in rs),
             "held_calls": sum(r.held for r in rs),
+            "futures_shown_runs": sum(r.futures_shown for r in rs),
             "by_shape": _by_shape(rs),
         }
     if "sync" in modes:
@@ -136,6 +137,8 @@ def sweep(
                     "blind_write_runs",
                     "blind_writes",
                     "held_calls",
+                    "futures_shown_runs",
+                    "uncached_prompt_tokens_per_task",
                 )
             }
             for mode, m in data["modes"].items()

@@ -126,6 +126,9 @@ class Run:
     """Those calls as the model wrote them: name(arguments)."""
     lookup_latency_s: float | None = None
     """The lookup latency of this run (None: the realistic profile)."""
+    futures_shown: bool = False
+    """The model was shown futures (async mode, unless the grace policy found that no tool
+    is slow enough for a placeholder to pay: see ``Agent.shown_mode``)."""
 
     @property
     def uncached_prompt_tokens(self) -> int:
@@ -180,6 +183,7 @@ async def run_task(
     answers: list[str] = []
     try:
         async with agent.session() as session:
+            out.futures_shown = session.runtime.mode.shows_futures
             for text in task.turns:
                 first = len(recorder.steps)
                 result = await session.run(text)
