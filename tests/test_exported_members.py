@@ -111,6 +111,7 @@ EXPORTS: dict[str, list[str]] = {
         "cache_dir",
         "ensure_server",
         "model",
+        "profile_for",
         "pull",
         "release",
         "running",

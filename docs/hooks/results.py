@@ -394,6 +394,13 @@ def render_snippets(out: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
+def _token_ratio(sync: dict[str, Any], asy: dict[str, Any]) -> str:
+    key = "uncached_prompt_tokens_per_task"
+    if not sync.get(key) or key not in asy:
+        return "–"
+    return f"{_num(asy[key] / sync[key])}x"
+
+
 def render_tasks_sweep(out: dict[str, Any]) -> str:
     """``asyncfc bench tasks --lookup-latency A,B,...``: per lookup latency, each mode's pass
     rate, async's mean speedup over sync with its 95% CI, and the runs that wrote blind."""
@@ -412,6 +419,8 @@ def render_tasks_sweep(out: dict[str, Any]) -> str:
                 f"[{_num(ci[0])}, {_num(ci[1])}]" if None not in ci else "–",
                 str(asy.get("blind_write_runs", "–")),
                 str(asy.get("held_calls", "–")),
+                f"{asy['futures_shown_runs']} / {runs}" if "futures_shown_runs" in asy else "–",
+                _token_ratio(sync, asy),
             ]
         )
     header = [
@@ -422,6 +431,8 @@ def render_tasks_sweep(out: dict[str, Any]) -> str:
         "95% CI",
         "async blind-write runs",
         "async held calls",
+        "async runs shown futures",
+        "uncached prompt tokens, async / sync",
     ]
     return _table(header, rows)
 

@@ -8,7 +8,7 @@ so examples and tests run without API keys. Everything is cached in `cache_dir()
 from ..errors import LocalModelError
 from ._gguf import GGUFError
 from ._util import Progress, cache_dir, silent
-from .profile import EMBEDDED_PROFILE, LocalModel, model
+from .profile import EMBEDDED_PROFILE, LocalModel, model, profile_for
 from .server import (
     LocalServer,
     ServerError,
@@ -39,6 +39,7 @@ __all__ = [
     "cache_dir",
     "ensure_server",
     "model",
+    "profile_for",
     "pull",
     "release",
     "running",

@@ -138,10 +138,16 @@ def model(
         max_tokens=max_tokens,
         **options,
     )
-    if size in _COST_PRIORS:
-        step_s, token_s = _COST_PRIORS[size]
-        client.profile = dataclasses.replace(EMBEDDED_PROFILE, step_s=step_s, prefill_token_s=token_s)
+    client.profile = profile_for(size)
     return client
+
+
+def profile_for(size: str = DEFAULT_SIZE) -> ModelProfile:
+    """The embedded profile with the cost priors of the model of this size."""
+    if size not in _COST_PRIORS:
+        return EMBEDDED_PROFILE
+    step_s, token_s = _COST_PRIORS[size]
+    return dataclasses.replace(EMBEDDED_PROFILE, step_s=step_s, prefill_token_s=token_s)
 
 
 def example_messages(is_async: bool) -> Sequence[Message]:

@@ -200,6 +200,10 @@ async def _run(
     warm = cls(
         model_name, base_url=base_url, api_key=args.api_key, temperature=0.0, seed=args.seed, max_tokens=1
     )
+    if cls is not OpenAIChatModel:  # the embedded model: its size's cost priors
+        from asyncfc.local import profile_for
+
+        model.profile = warm.profile = profile_for(args.size)  # type: ignore[attr-defined]
     started = time.perf_counter()
     total = len(tasks) * len(modes) * args.runs * len(swept)
     with Progress(

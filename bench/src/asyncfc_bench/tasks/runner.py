@@ -276,11 +276,11 @@ async def solution_flow(task: Task) -> frozenset[tuple[str, str]]:
 async def warm_up(model: Model, mode: ModeName, config: Config) -> None:
     """One short untimed request with the agent's own prefix (system prompt, tools) for ``mode``.
 
-    ``model`` should stop after a token or so; whatever it answers is discarded.
+    ``model`` should stop after a token or so (no call is made); whatever it answers is
+    discarded. Its tools declare the run's latencies, so the prefix is the one the runs
+    show (futures or not: see ``Agent.shown_mode``).
     """
-    agent = Agent(
-        model, World(latency=Latency(time_scale=0.0)).tools(), **{**config.options(mode), "max_steps": 1}
-    )
+    agent = Agent(model, World(latency=config.latency()).tools(), **{**config.options(mode), "max_steps": 1})
     try:
         await agent.run("Hello")
     except ModelError as exc:
