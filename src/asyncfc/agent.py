@@ -185,9 +185,9 @@ class Agent:
         ``"when_needed"`` (a settled call failed, or the answer mentions a future id, i.e. it
         relied on a value the model had not seen), ``"always"``, or ``"never"`` (the answer
         stands; the values are in the transcript). The rule is :func:`asyncfc.revise.revision_needed`.
-        ``hold_blind_writes`` (default: on in async mode only) holds a state-changing call the
-        model wrote before seeing results it could depend on, until they are delivered and the
-        model emits it again (see docs/options.md)."""
+        ``hold_blind_writes`` (default: ``"retract"`` in async mode, off otherwise) holds a
+        state-changing call the model wrote before seeing results it could depend on, until
+        they are delivered and the model emits it again (see docs/options.md)."""
         self.mode = Mode.of(mode)
         check_choice("delivery", delivery, ("append", "rewrite", "synthetic_await"))
         check_choice("revise policy", revise, POLICIES)
@@ -196,7 +196,7 @@ class Agent:
         check_number("max_revisions", max_revisions, 0, integer=True)
         if hold_blind_writes not in (None, True, False, "retract"):
             raise ConfigurationError(
-                "hold_blind_writes must be True, False, 'retract' or None (on in async mode), "
+                "hold_blind_writes must be True, False, 'retract' or None ('retract' in async mode), "
                 f"not {hold_blind_writes!r}"
             )
         self.model = model
@@ -216,13 +216,15 @@ class Agent:
         self.max_session_concurrency = max_session_concurrency
         self.max_result_chars = max_result_chars
         self.hold_blind_writes: bool | Literal["retract"] = (
-            self.mode.shows_futures
+            ("retract" if self.mode.shows_futures else False)
             if hold_blind_writes is None
             else hold_blind_writes
             if hold_blind_writes == "retract"
             else bool(hold_blind_writes)
         )
-        """Whether a state-changing call written before results it could depend on were seen is held."""
+        """Whether a state-changing call written before results it could depend on were seen is
+        held: ``"retract"`` (the default in async mode) drops it from the model's step and shows
+        the values as an ``await_future`` answer; True answers it with a note."""
         self.profile: ModelProfile = getattr(model, "profile", None) or ModelProfile()
         """What this model needs (instructions, a worked example, answering repeats); see ModelProfile."""
         self.grace_policy: Grace = grace_policy(

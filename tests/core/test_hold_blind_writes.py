@@ -116,6 +116,7 @@ def confirm_or_finish(transcript: Sequence[Message]) -> TurnSpec:
 
 
 def run_books(mode: str, turns: Sequence[Turn], books: Books, **options: Any) -> RunResult:
+    options = {"hold_blind_writes": mode == "async", **options}  # the note, unless a test says
     agent = Agent(ScriptedModel(turns), books.tools(), mode=mode, grace_s=0.0, **options)
 
     async def go() -> RunResult:
@@ -255,7 +256,9 @@ def test_emitting_a_held_call_again_runs_it_even_while_other_values_are_pending(
     ]
 
     async def go() -> RunResult:
-        async with Agent(ScriptedModel(turns), books.tools(), mode="async", grace_s=0.0) as agent:
+        async with Agent(
+            ScriptedModel(turns), books.tools(), mode="async", grace_s=0.0, hold_blind_writes=True
+        ) as agent:
             task = asyncio.ensure_future(agent.run("go"))
             await asyncio.sleep(0)
             books.release.set()  # let the first conversion finish so the hold can deliver it
@@ -304,7 +307,8 @@ def test_a_later_call_of_the_step_that_touches_a_held_write_is_held_after_it() -
 def test_the_option() -> None:
     books = Books()
     model = ScriptedModel(["done"])
-    assert Agent(model, books.tools(), mode="async").hold_blind_writes is True
+    assert Agent(model, books.tools(), mode="async").hold_blind_writes == "retract"
+    assert Agent(model, books.tools(), mode="async", hold_blind_writes=True).hold_blind_writes is True
     assert Agent(model, books.tools(), mode="sync").hold_blind_writes is False
     assert Agent(model, books.tools(), mode="parallel").hold_blind_writes is False
     assert Agent(model, books.tools(), mode="async", hold_blind_writes=False).hold_blind_writes is False

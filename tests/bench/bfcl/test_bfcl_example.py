@@ -40,7 +40,10 @@ def test_the_example_is_the_turn_as_the_mode_shows_it(mode: str) -> None:
     assert messages[0].role == "user" and messages[0].content == source.questions[turn][0]["content"]
     assert messages[-1].role == "assistant" and messages[-1].content and not messages[-1].tool_calls
     calls = [c for m in messages for c in m.tool_calls]
-    assert [c.name for c in calls] == [re.match(r"\w+", s).group(0) for s in source.ground_truth[turn]]  # type: ignore[union-attr]
+    # in async mode a write held for a value it was written without follows an await
+    made = [c.name for c in calls if c.name != "await_future"]
+    assert made == [re.match(r"\w+", s).group(0) for s in source.ground_truth[turn]]  # type: ignore[union-attr]
+    assert not any("not_run" in m.content for m in messages if m.role == "tool")  # every call ran
     answered = {m.tool_call_id for m in messages if m.role == "tool"}
     assert answered == {c.id for c in calls} and all(c.id.startswith("example_") for c in calls)
     text = json.dumps([[m.content, [c.arguments for c in m.tool_calls]] for m in messages])

@@ -103,5 +103,9 @@ def with_example(profile: ModelProfile, messages: Sequence[Message]) -> ModelPro
     """``profile`` (a model's own, e.g. the embedded model's) with ``messages`` as its example."""
     forms = list(messages)
     return ModelProfile(
-        instructions=INSTRUCTIONS, example=lambda _: forms, answer_repeats=profile.answer_repeats
+        instructions=INSTRUCTIONS,
+        example=lambda _: forms,
+        answer_repeats=profile.answer_repeats,
+        step_s=profile.step_s,
+        prefill_token_s=profile.prefill_token_s,
     )
