@@ -199,12 +199,14 @@ class Decision:
 class CostAware(Grace):
     """Wait for a call only when that is cheaper than a placeholder (``grace="auto"``).
 
-    See the module docstring for the rule. ``cap_s`` bounds every wait; ``step_s`` and
-    ``await_share`` are the priors for the cost of an extra model step and the share of
-    placeholders the model awaits, used until this conversation measures them;
+    See the module docstring for the rule. ``cap_s`` bounds every wait; ``step_s``,
+    ``prefill_token_s`` and ``await_share`` are the priors for the cost of an extra model
+    step, of a prompt token and the share of placeholders the model awaits, used until
+    they are measured;
     ``smoothing`` is the weight of a tool's newest run in its latency estimate; ``steps``
     how many recent model steps the costs come from. One instance learns for every
-    runtime it is given to (the ``"auto"`` option makes one per agent, or per runtime for other hosts).
+    runtime it is given to (the ``"auto"`` option makes one per agent, or per runtime for
+    other hosts).
     """
 
     def __init__(
@@ -295,6 +297,15 @@ class CostAware(Grace):
         self.measured = ModelCost(step, prefill / uncached if uncached else 0.0, len(timed))
         return self.measured
 
+    def placeholder_tokens(self, name: str, tool: Tool | None) -> int:
+        """Tokens of a placeholder for a call of ``name`` (its output example adds field
+        references), counted once per tool."""
+        tokens = self._tokens.get(name)
+        if tokens is None:
+            example = tool.output_example if tool is not None else None
+            tokens = self._tokens[name] = text_tokens(dumps(placeholder("fut_100", example)))
+        return tokens
+
     def placeholder_cost(self, cost: ModelCost, placeholder_tokens: int, remaining_s: float = 0.0) -> float:
         """Seconds until the model gets on after a placeholder of ``placeholder_tokens`` tokens
         for a call with ``remaining_s`` to go, in expectation: the tokens it reads, and when it
@@ -343,11 +354,7 @@ class CostAware(Grace):
         """The decision for ``call`` at trace time ``now``, from the given model steps'
         usages, tool table (for hints and output examples) and the session's calls."""
         tools = tools or {}
-        tokens = self._tokens.get(call.name)
-        if tokens is None:
-            tool = tools.get(call.name)
-            example = tool.output_example if tool is not None else None
-            tokens = self._tokens[call.name] = text_tokens(dumps(placeholder("fut_100", example)))
+        tokens = self.placeholder_tokens(call.name, tools.get(call.name))
         key = (len(usages), id(usages[-1]) if usages else 0)
         if self._cost is not None and self._cost[0] == key:
             model = self._cost[1]
@@ -372,13 +379,13 @@ class CostAware(Grace):
         model's last measured cost or the priors: then no call would get a placeholder, and
         the instructions, the ``await_future`` tool and the references in the schemas would
         be read for nothing. A tool of unknown latency may be slow: True."""
-        model = self.measured or ModelCost(self.step_s, self.prefill_token_s, 0)
+        model = self.model_cost(())
         for name, tool in tools.items():
             run = self.latency(name, tool)
             if run is None:
                 return True
-            tokens = text_tokens(dumps(placeholder("fut_100", tool.output_example)))
-            if run > min(self.placeholder_cost(model, tokens, run), self.cap_s):
+            cost = self.placeholder_cost(model, self.placeholder_tokens(name, tool), run)
+            if run > min(cost, self.cap_s):
                 return True
         return False
 
