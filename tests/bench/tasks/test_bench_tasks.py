@@ -60,6 +60,31 @@ def test_tools_are_annotated_and_latency_is_configurable() -> None:
         evaluate("__import__('os')")
 
 
+def test_tools_declare_their_latency_and_async_shows_futures_only_where_they_pay() -> None:
+    from asyncfc import Agent
+
+    instant = World(latency=Latency(lookup_s=0.0)).tools()
+    assert {t.name: t.latency_s for t in instant}["write_file"] == pytest.approx(0.05)
+    slow = World(latency=Latency(lookup_s=5.0)).tools()
+    task = BY_NAME["weather_three_cities"]
+    assert Agent(SolutionModel(task.solution()), instant, mode="async").shown_mode() == "parallel"
+    assert Agent(SolutionModel(task.solution()), slow, mode="async").shown_mode() == "async"
+    run = _run(task, "async", task.solution(), Config(lookup_latency_s=0.0))
+    assert run.passed and not run.futures_shown and run.await_steps == 0
+
+
+def test_the_warm_up_shows_the_prefix_the_runs_show() -> None:
+    from asyncfc.testing import ScriptedModel
+    from asyncfc_bench.tasks.runner import warm_up
+
+    def tools_sent(latency: float) -> list[str]:
+        model = ScriptedModel(["hi"])
+        asyncio.run(warm_up(model, "async", Config(lookup_latency_s=latency)))
+        return [t["name"] for t in model.requests[0].tools]
+
+    assert "await_future" in tools_sent(5.0) and "await_future" not in tools_sent(0.0)
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_every_reference_solution_passes(mode: Mode) -> None:
     """All tasks at once per mode (one event loop keeps the test fast)."""
