@@ -203,8 +203,6 @@ class Agent:
         self.tools: dict[str, Tool] = {}
         self.set_tools(tools)
         self.delivery: Delivery = delivery
-        self.grace: GraceOption = grace
-        self.grace_s = grace_s
         self.system_prompt = system_prompt
         self.async_instructions = async_instructions
         self.stream = stream
