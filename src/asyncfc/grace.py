@@ -34,7 +34,10 @@ finished, the tool's declared hint (``@tool(latency_s=...)``). Then, with
   unless nearly every placeholder is awaited: then waiting costs no more than awaiting);
 * ``r`` unknown (no hint, no finished run yet): wait until ``budget`` (with ``r = 0``)
   after the call was emitted, the classic rent-or-buy choice, which never pays more than
-  twice the better of the two choices in hindsight.
+  twice the better of the two choices in hindsight. Once a run of the tool has outlasted
+  that wait (it got a placeholder while running), the tool is known to be slow: its next
+  calls get a placeholder at once until a run finishes and gives it a latency. (Without
+  this the demo's three weather lookups of 5 s each waited about a second apiece.)
 
 Before a conversation starts, :meth:`Grace.futures_pay` asks the same question of every
 tool at once: when none is expected to be slow enough for a placeholder, asyncfc's own
@@ -239,6 +242,8 @@ class CostAware(Grace):
         """Learned seconds per tool name (the moving average of its finished runs)."""
         self.placeholders = 0
         self.awaits = 0
+        self.outlasted: set[str] = set()
+        """Tools of unknown latency a run of which got a placeholder while running: slow."""
         self._tokens: dict[str, int] = {}
         """Placeholder tokens per tool (its output example decides): counted once."""
         self.measured: ModelCost | None = None
@@ -264,6 +269,8 @@ class CostAware(Grace):
 
     def placeheld(self, call: Call) -> None:
         self.placeholders += 1
+        if call.started_at is not None and not call.done:
+            self.outlasted.add(call.name)
 
     def awaited(self, calls: Sequence[Call]) -> None:
         if calls:
@@ -368,6 +375,8 @@ class CostAware(Grace):
         cost = self.placeholder_cost(model, tokens, left or 0.0)
         budget = min(cost, self.cap_s)
         if left is None:
+            if call.name in self.outlasted:
+                return Decision(now, None, cost, budget, "slow")
             return Decision(call.emitted_at + budget, None, cost, budget, "unknown")
         if left <= budget:
             return Decision(now + budget, left, cost, budget, "fast")

@@ -111,6 +111,26 @@ def test_unknown_latency_waits_at_most_the_placeholders_cost_after_emission() ->
     assert d.until == pytest.approx(9.5 + d.budget_s)
 
 
+def test_a_tool_whose_run_outlasted_the_wait_is_not_waited_for_again() -> None:
+    """Rent or buy once: after one run of an unknown tool got a placeholder while running,
+    its next calls get one at once, until a finished run gives the tool a latency."""
+    policy = CostAware()
+    first = call(1, "plain", emitted=0.0, started=0.0)
+    assert policy.decide(first, now=0.0, usages=CPU_STEPS, tools=TOOLS).reason == "unknown"
+    policy.placeheld(call(9, "plain"))  # not started (waiting for another call): no evidence
+    assert (
+        policy.decide(call(2, "plain", emitted=5.0), now=5.0, usages=CPU_STEPS, tools=TOOLS).reason
+        == "unknown"
+    )
+    policy.placeheld(first)  # still running when its wait ended
+    second = policy.decide(call(3, "plain", emitted=5.0, started=5.0), now=5.0, usages=CPU_STEPS, tools=TOOLS)
+    assert second.reason == "slow" and second.until == 5.0
+    policy.finished(ran(first, 0.0, 0.01))  # it turned out quick after all: its latency decides
+    assert (
+        policy.decide(call(4, "plain", started=9.0), now=9.0, usages=CPU_STEPS, tools=TOOLS).reason == "fast"
+    )
+
+
 def test_learns_a_tools_latency_from_its_runs() -> None:
     policy = CostAware()
     first = call(1, "plain", emitted=0.0)
