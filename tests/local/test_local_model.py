@@ -123,6 +123,15 @@ def test_registry_pins_both_sizes() -> None:
 # ------------------------------------------------------------------------- templates
 
 
+def test_a_local_model_carries_the_cost_priors_of_its_size() -> None:
+    """However it is made (``local.model()``, the bench CLIs), the client's grace priors are its size's."""
+    small = local.LocalModel("m", size="0.5b", base_url="http://127.0.0.1:9/v1")
+    default = local.LocalModel("m", base_url="http://127.0.0.1:9/v1")
+    assert (small.profile.step_s, small.profile.prefill_token_s) == (1.0, 0.009)
+    assert default.profile is local.EMBEDDED_PROFILE
+    assert small.profile.example is default.profile.example  # only the priors differ
+
+
 @pytest.mark.parametrize("braces", [1, 2])
 def test_patch_template_asks_for_json_fence(braces: int) -> None:
     template = TEMPLATE

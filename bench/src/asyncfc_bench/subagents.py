@@ -713,7 +713,12 @@ def cmd_subagents(args: argparse.Namespace) -> int:
             return 3
         config.update(size=args.size, base_url=server.base_url, temperature=0.0, decode_slots=1)
         local_model = LocalModel(
-            server.model, base_url=server.base_url, temperature=0.0, seed=args.seed, max_tokens=256
+            server.model,
+            size=args.size,
+            base_url=server.base_url,
+            temperature=0.0,
+            seed=args.seed,
+            max_tokens=256,
         )
         try:
             data = asyncio.run(_run_closing(requests, args, local_model, latency, progress))

@@ -110,9 +110,12 @@ _COST_PRIORS = {"0.5b": (1.0, 0.009)}
 
 
 class LocalModel(OpenAIChatModel):
-    """The embedded model: an OpenAI-compatible client of the local llama-server, with its profile."""
+    """The embedded model: an OpenAI-compatible client of the local llama-server, with the
+    profile of its ``size`` (:func:`profile_for`); ``options`` are :class:`OpenAIChatModel`'s."""
 
-    profile = EMBEDDED_PROFILE
+    def __init__(self, model: str, *, size: str = DEFAULT_SIZE, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.profile = profile_for(size)
 
 
 def model(
@@ -130,16 +133,15 @@ def model(
     :func:`asyncfc.local.stop` stops it.
     """
     server = ensure_server(size)
-    client = LocalModel(
+    return LocalModel(
         server.model,
+        size=size,
         base_url=server.base_url,
         temperature=temperature,
         seed=seed,
         max_tokens=max_tokens,
         **options,
     )
-    client.profile = profile_for(size)
-    return client
 
 
 def profile_for(size: str = DEFAULT_SIZE) -> ModelProfile:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
@@ -184,12 +186,13 @@ async def _run(
         agent_options={} if args.hold else {"hold_blind_writes": False},
     )
     # the embedded model comes with its profile (worked example, repeats answered) unless --no-profile
-    cls: type[OpenAIChatModel] = OpenAIChatModel
-    if not (args.model or args.base_url) and args.profile:
+    with_profile = not (args.model or args.base_url) and args.profile
+    new: Callable[..., OpenAIChatModel] = OpenAIChatModel
+    if with_profile:
         from asyncfc.local import LocalModel
 
-        cls = LocalModel
-    model = cls(
+        new = functools.partial(LocalModel, size=args.size)  # with its size's cost priors
+    model = new(
         model_name,
         base_url=base_url,
         api_key=args.api_key,
@@ -197,13 +200,9 @@ async def _run(
         seed=args.seed,
         max_tokens=args.max_tokens,
     )
-    warm = cls(
+    warm = new(
         model_name, base_url=base_url, api_key=args.api_key, temperature=0.0, seed=args.seed, max_tokens=1
     )
-    if cls is not OpenAIChatModel:  # the embedded model: its size's cost priors
-        from asyncfc.local import profile_for
-
-        model.profile = warm.profile = profile_for(args.size)  # type: ignore[attr-defined]
     started = time.perf_counter()
     total = len(tasks) * len(modes) * args.runs * len(swept)
     with Progress(
@@ -258,7 +257,7 @@ async def _run(
             "runs": args.runs,
             "temperature": 0.0,
             "seed": args.seed,
-            "profile": cls is not OpenAIChatModel,
+            "profile": with_profile,
             "hold_blind_writes": args.hold,
         },
         elapsed_s=round(time.perf_counter() - started, 1),
