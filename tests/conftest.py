@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
+
+import pytest
 
 from asyncfc import local
 from asyncfc.model_text import EARLIER
@@ -141,13 +142,14 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-@contextlib.contextmanager
-def local_server(size: str = "1.5b") -> Iterator[local.LocalServer]:
-    """The embedded model's server, found or started; one started here is stopped at the end,
-    so an llm test leaves nothing running that it started."""
-    was_running = local.running(size)
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[local.LocalServer]:
+    """The embedded 1.5B's server for the whole test session, found or started once (so its
+    prompt cache carries over from module to module); one started here is stopped when the
+    session ends, so an llm test run leaves nothing running that it started."""
+    was_running = local.running("1.5b")
     try:
-        yield local.ensure_server(size)
+        yield local.ensure_server("1.5b")
     finally:
         if was_running is None:
-            local.stop(size)
+            local.stop("1.5b")

@@ -258,14 +258,6 @@ with open(sys.argv[2], "w", encoding="utf-8") as out:
 # -- python ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[Any]:
-    from conftest import local_server
-
-    with local_server("1.5b") as srv:
-        yield srv
-
-
 def run_python(
     block: Block,
     mode: str | None,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,15 +20,8 @@ from asyncfc.agent import RunResult
 from asyncfc.mode import ModeName as Mode
 from asyncfc.models import Message, ModelRequest, ModelResponse, ResponseDone, ToolCallReady
 from asyncfc_bench.demo import SYSTEM_PROMPT, TASK, Errands
-from conftest import local_server
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(1800)]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[local.LocalServer]:
-    with local_server("1.5b") as srv:
-        yield srv
 
 
 def _describe(result: RunResult) -> str:
@@ -38,7 +30,7 @@ def _describe(result: RunResult) -> str:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_the_demo_errand(server: local.LocalServer, mode: Mode) -> None:
+def test_the_demo_errand(llm_server: local.LocalServer, mode: Mode) -> None:
     async def run() -> tuple[RunResult, Errands]:
         world = Errands(lookup_s=0.2, email_s=0.05)
         async with Agent(local.model(), world.tools(), mode=mode, system_prompt=SYSTEM_PROMPT) as agent:
@@ -51,7 +43,7 @@ def test_the_demo_errand(server: local.LocalServer, mode: Mode) -> None:
     assert result.usage.input_tokens > 0 and result.usage.cached_input_tokens > 0
 
 
-def test_streaming_tool_calls_from_the_real_server(server: local.LocalServer) -> None:
+def test_streaming_tool_calls_from_the_real_server(llm_server: local.LocalServer) -> None:
     """The adapter streams llama-server's tool-call deltas: a call is announced before the
     response ends and the first token comes before the last. Early dispatch of a call while
     later ones are still streaming is pinned against the simulated-decode server

@@ -19,7 +19,7 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ from asyncfc.local.profile import EMBEDDED_PROFILE, example_messages  # noqa: E4
 from asyncfc.models.base import Message  # noqa: E402
 from asyncfc.revise import HostedRun  # noqa: E402
 from asyncfc.scheduler import Call  # noqa: E402
-from conftest import local_server  # noqa: E402
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(900)]
 
@@ -147,16 +146,10 @@ def run_hosted(go: Go) -> None:
     assert out.revisions == 0 and out.output, detail
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[local.LocalServer]:
-    with local_server("1.5b") as srv:
-        yield srv
-
-
 # -- the toolsets ---------------------------------------------------------------------------
 
 
-def test_pydantic_ai_toolset(server: local.LocalServer) -> None:
+def test_pydantic_ai_toolset(llm_server: local.LocalServer) -> None:
     pytest.importorskip("pydantic_ai")
     from openai import AsyncOpenAI
     from pydantic_ai import Agent
@@ -168,8 +161,8 @@ def test_pydantic_ai_toolset(server: local.LocalServer) -> None:
     from asyncfc.integrations.pydantic_ai import AsyncFCToolset, run
 
     async def go(desk: Desk, hosts: list[HostedRuntime]) -> HostedRun[Any]:
-        async with AsyncOpenAI(base_url=server.base_url, api_key="none") as client:
-            model = OpenAIChatModel(server.model, provider=OpenAIProvider(openai_client=client))
+        async with AsyncOpenAI(base_url=llm_server.base_url, api_key="none") as client:
+            model = OpenAIChatModel(llm_server.model, provider=OpenAIProvider(openai_client=client))
             settings = ModelSettings(temperature=0.0, seed=0, max_tokens=MAX_TOKENS)
             # hold_blind_writes=False: this test keeps the blind write it was written for (see check)
             async with AsyncFCToolset(desk.tools(), hold_blind_writes=False) as toolset:
@@ -183,7 +176,7 @@ def test_pydantic_ai_toolset(server: local.LocalServer) -> None:
     run_hosted(go)
 
 
-def test_openai_agents_tools(server: local.LocalServer) -> None:
+def test_openai_agents_tools(llm_server: local.LocalServer) -> None:
     pytest.importorskip("agents")
     from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, set_tracing_disabled
     from openai import AsyncOpenAI
@@ -194,7 +187,7 @@ def test_openai_agents_tools(server: local.LocalServer) -> None:
 
     async def go(desk: Desk, hosts: list[HostedRuntime]) -> HostedRun[Any]:
         async with (
-            AsyncOpenAI(base_url=server.base_url, api_key="none") as client,
+            AsyncOpenAI(base_url=llm_server.base_url, api_key="none") as client,
             AsyncFCTools(desk.tools()) as fc,
         ):
             hosts.append(fc.host)
@@ -202,7 +195,7 @@ def test_openai_agents_tools(server: local.LocalServer) -> None:
                 name="errands",
                 instructions=system_prompt(fc.instructions),
                 tools=list(fc.tools),
-                model=OpenAIChatCompletionsModel(model=server.model, openai_client=client),
+                model=OpenAIChatCompletionsModel(model=llm_server.model, openai_client=client),
                 model_settings=ModelSettings(temperature=0.0, max_tokens=MAX_TOKENS, extra_args={"seed": 0}),
             )
             return await run(agent, openai_agents_input(TASK), fc, max_turns=STEPS)  # type: ignore[arg-type]
@@ -210,7 +203,7 @@ def test_openai_agents_tools(server: local.LocalServer) -> None:
     run_hosted(go)
 
 
-def test_langgraph_tools(server: local.LocalServer) -> None:
+def test_langgraph_tools(llm_server: local.LocalServer) -> None:
     pytest.importorskip("langgraph")
     pytest.importorskip("langchain_openai")
     from langchain_openai import ChatOpenAI
@@ -222,8 +215,8 @@ def test_langgraph_tools(server: local.LocalServer) -> None:
         async with httpx.AsyncClient() as http, AsyncFCTools(desk.tools()) as fc:
             hosts.append(fc.host)
             llm = ChatOpenAI(
-                model=server.model,
-                base_url=server.base_url,
+                model=llm_server.model,
+                base_url=llm_server.base_url,
                 api_key=SecretStr("none"),
                 temperature=0.0,
                 seed=0,
@@ -290,7 +283,7 @@ def load(state: Path) -> Desk:
     return desk
 
 
-def test_pydantic_ai_mcp_client_through_the_proxy(server: local.LocalServer, tmp_path: Path) -> None:
+def test_pydantic_ai_mcp_client_through_the_proxy(llm_server: local.LocalServer, tmp_path: Path) -> None:
     pytest.importorskip("mcp")
     pytest.importorskip("fastmcp")
     from fastmcp.client.transports import StdioTransport
@@ -309,8 +302,8 @@ def test_pydantic_ai_mcp_client_through_the_proxy(server: local.LocalServer, tmp
         toolset: MCPToolset[Any] = MCPToolset(
             StdioTransport(command, args, keep_alive=False), id="asyncfc", include_instructions=True
         )
-        async with AsyncOpenAI(base_url=server.base_url, api_key="none") as client, toolset:
-            model = OpenAIChatModel(server.model, provider=OpenAIProvider(openai_client=client))
+        async with AsyncOpenAI(base_url=llm_server.base_url, api_key="none") as client, toolset:
+            model = OpenAIChatModel(llm_server.model, provider=OpenAIProvider(openai_client=client))
             settings = ModelSettings(temperature=0.0, seed=0, max_tokens=MAX_TOKENS)
             agent = Agent(model, instructions=system_prompt(""), toolsets=[toolset], model_settings=settings)
             limits = UsageLimits(request_limit=STEPS)

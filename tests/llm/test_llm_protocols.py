@@ -11,7 +11,6 @@ embedded server does not implement them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,15 +19,8 @@ from asyncfc.agent import RunResult
 from asyncfc.local import EMBEDDED_PROFILE
 from asyncfc.models import AnthropicMessagesModel, Model, OpenAIResponsesModel
 from asyncfc_bench.demo import SYSTEM_PROMPT, TASK, Errands
-from conftest import local_server
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(1800)]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[local.LocalServer]:
-    with local_server("1.5b") as srv:
-        yield srv
 
 
 def _model(server: local.LocalServer, wire: str) -> Model:
@@ -51,11 +43,11 @@ def _describe(result: RunResult) -> str:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("wire", ["responses", "anthropic"])
-def test_the_demo_errand_over_the_wire(server: local.LocalServer, wire: str, mode: str) -> None:
+def test_the_demo_errand_over_the_wire(llm_server: local.LocalServer, wire: str, mode: str) -> None:
     async def run() -> tuple[RunResult, Errands]:
         world = Errands(lookup_s=0.2, email_s=0.05)
         async with Agent(
-            _model(server, wire), world.tools(), mode=mode, system_prompt=SYSTEM_PROMPT
+            _model(llm_server, wire), world.tools(), mode=mode, system_prompt=SYSTEM_PROMPT
         ) as agent:
             return await agent.run(TASK), world
 

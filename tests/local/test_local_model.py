@@ -23,7 +23,6 @@ from asyncfc import local
 from asyncfc.local import GGUFError, server, silent, weights
 from asyncfc.local.server import TemplatePatchError, chat_template, patch_template
 from asyncfc.local.weights import ModelSpec, WeightsError, assemble, is_verified
-from conftest import local_server
 
 # The two places of the Qwen2.5 tool template that mention <tool_call>, as stored in the GGUF
 # (backslash-n and backslash-quote are literal in the Jinja source).
@@ -259,11 +258,10 @@ WEATHER_TOOL = {
 
 @pytest.mark.llm
 @pytest.mark.timeout(1800)
-def test_real_server_returns_tool_calls() -> None:
+def test_real_server_returns_tool_calls(llm_server: local.LocalServer) -> None:
     import openai
 
-    with local_server("1.5b") as srv:
-        _tool_calls_from(srv, openai)
+    _tool_calls_from(llm_server, openai)
 
 
 def _tool_calls_from(srv: local.LocalServer, openai: Any) -> None:
