@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from asyncfc import ConfigurationError, Tool, tool
+from asyncfc.grace import CostAware
 from asyncfc.integrations.hosted import HostedRuntime
 from asyncfc.model_text import ANSWER_NOW, ASYNC_INSTRUCTIONS
 from asyncfc.models import ModelProfile
@@ -200,6 +201,40 @@ def test_without_a_profile_nothing_changes() -> None:
     host = asyncio.run(go())
     assert shop.runs == ["apple", "apple"]
     assert host.example() == [] and host.instructions == ASYNC_INSTRUCTIONS
+
+
+def test_a_host_shows_no_futures_when_no_tool_is_slow_enough_as_the_agent_does() -> None:
+    """Tools that declare a latency shorter than a placeholder would cost: the conversation
+    is shown parallel mode (no instructions about futures, no await tool), and the grace
+    policy prices a step with the profile's priors, like ``Agent``'s."""
+
+    @tool(pure=True, latency_s=0.01)
+    def quick(x: int) -> int:
+        """Answer fast."""
+        return x
+
+    @tool(pure=True)
+    def unknown(x: int) -> int:
+        """Of unknown latency."""
+        return x
+
+    profile = ModelProfile(step_s=3.0, prefill_token_s=0.02)
+    fast = HostedRuntime([quick], mode="async", profile=profile)
+    assert fast.runtime.mode.value == "parallel" and fast.instructions == ""
+    assert [s["name"] for s in fast.tool_specs()] == ["quick"]
+    policy = fast.runtime.grace
+    assert isinstance(policy, CostAware) and (policy.step_s, policy.prefill_token_s) == (3.0, 0.02)
+    slow = HostedRuntime([quick, unknown], mode="async")
+    assert slow.runtime.mode.value == "async" and slow.instructions == ASYNC_INSTRUCTIONS
+    assert "await_future" in [s["name"] for s in slow.tool_specs()]
+    fixed = HostedRuntime([quick], mode="async", grace_s=0.5)  # a fixed window may always give placeholders
+    assert fixed.runtime.mode.value == "async"
+
+    async def close() -> None:
+        for host in (fast, slow, fixed):
+            await host.aclose()
+
+    asyncio.run(close())
 
 
 def test_a_profile_must_be_a_model_profile() -> None:

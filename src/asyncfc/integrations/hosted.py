@@ -7,6 +7,11 @@ ends, each integration's ``run`` hands the host to :func:`asyncfc.revise.settle_
 which settles what is still pending and decides, by the rule asyncfc's own ``Agent`` uses,
 whether the model must see those values before its answer can stand.
 
+The runtime a host creates is decided as the ``Agent`` decides a session's: in async mode,
+when no tool is expected to be slow enough for a placeholder to pay, the model is shown
+parallel mode (no text about futures), and the grace policy prices a model step with the
+profile's cost priors.
+
 A model's :class:`~asyncfc.models.ModelProfile` (``profile=``, e.g.
 ``asyncfc.local.EMBEDDED_PROFILE``) gives a framework's agent what asyncfc's own ``Agent``
 gives that model: its instructions join :attr:`HostedRuntime.instructions`, its worked
@@ -33,10 +38,12 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import ConfigurationError, check_choice, check_number
 from ..futures import dumps, references_in
+from ..grace import grace_policy
+from ..mode import Mode
 from ..model_text import AWAIT_TOOL, held_write, with_earlier
 from ..models.base import Message, ModelProfile
 from ..revise import POLICIES, Revise
-from ..runtime import Runtime
+from ..runtime import Runtime, tool_table
 from ..scheduler import Call
 from ..tools import Tool
 
@@ -76,14 +83,14 @@ class HostedRuntime:
                 f"hold_blind_writes must be True, False or None, not {hold_blind_writes!r}"
             )
         check_number("max_revisions", max_revisions, 0, integer=True)
-        self._owns_runtime = runtime is None
-        self.runtime = runtime if runtime is not None else Runtime(tools or [], **runtime_options)
-        self.revise: Revise = revise
-        self.max_revisions = max_revisions
         if profile is not None and not isinstance(profile, ModelProfile):
             raise ConfigurationError(f"profile must be a ModelProfile, got {type(profile).__name__}")
         self.profile = profile or ModelProfile()
         """What the model needs (instructions, a worked example, repeats answered)."""
+        self._owns_runtime = runtime is None
+        self.runtime = runtime if runtime is not None else self._runtime(tools or [], runtime_options)
+        self.revise: Revise = revise
+        self.max_revisions = max_revisions
         self.hold_blind_writes = (
             self.runtime.mode.shows_futures if hold_blind_writes is None else hold_blind_writes
         )
@@ -99,6 +106,22 @@ class HostedRuntime:
         self._turn_first = 0
         self._held_keys: set[tuple[str, str]] = set()
         self._step_repeats: list[bool] = []
+
+    def _runtime(self, tools: Sequence[Tool], options: dict[str, Any]) -> Runtime:
+        """The conversation's runtime, decided as the ``Agent`` decides a session's: the grace
+        policy gets the profile's cost priors, and async mode is shown as parallel when no
+        tool is expected to be slow enough for a placeholder to pay (no text about futures,
+        no ``await_future``; see :meth:`asyncfc.grace.Grace.futures_pay`)."""
+        policy = grace_policy(
+            options.pop("grace", "auto"),
+            options.pop("grace_s", None),
+            step_s=self.profile.step_s,
+            prefill_token_s=self.profile.prefill_token_s,
+        )
+        mode = Mode.of(options.pop("mode", Mode.ASYNC))
+        if mode.shows_futures and not policy.futures_pay(tool_table(tools)):
+            mode = Mode.PARALLEL
+        return Runtime(tools, mode=mode, grace=policy, **options)
 
     @property
     def instructions(self) -> str:
