@@ -440,6 +440,7 @@ def render_tasks_sweep(out: dict[str, Any]) -> str:
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "tasks-sweep-local": render_tasks_sweep,
     "tasks-sweep-local-0.5b": render_tasks_sweep,
+    "tasks-sweep-reference": render_tasks_sweep,
     "snippets-local": render_snippets,
     "tasks-tokens-before": render_tasks_tokens,
     "tasks-tokens-after": render_tasks_tokens,

@@ -16,6 +16,7 @@ __all__ = [
     "PART_VALUE",
     "async_overhead",
     "prompt_parts",
+    "prompt_token_ids",
     "prompt_tokens",
     "text_tokens",
 ]
@@ -26,6 +27,11 @@ PART_VALUE = "Paris: 18 C, light rain"
 
 def prompt_tokens(base_url: str, request: ModelRequest, *, timeout: float = 60.0) -> int:
     """Tokens of ``request``'s prompt: rendered by the server's chat template, then tokenized."""
+    return len(prompt_token_ids(base_url, request, timeout=timeout))
+
+
+def prompt_token_ids(base_url: str, request: ModelRequest, *, timeout: float = 60.0) -> list[int]:
+    """The token ids of ``request``'s prompt, as llama-server at ``base_url`` would read it."""
     root = base_url.removesuffix("/").removesuffix("/v1")
     body: dict[str, Any] = {"messages": to_openai_messages(request.messages)}
     if request.tools:
@@ -33,7 +39,7 @@ def prompt_tokens(base_url: str, request: ModelRequest, *, timeout: float = 60.0
     with httpx.Client(timeout=timeout) as client:
         prompt = client.post(f"{root}/apply-template", json=body).raise_for_status().json()["prompt"]
         tokens = client.post(f"{root}/tokenize", json={"content": prompt}).raise_for_status().json()["tokens"]
-    return len(tokens)
+    return [int(t) for t in tokens]
 
 
 def text_tokens(base_url: str, text: str, *, timeout: float = 60.0) -> int:

@@ -96,6 +96,13 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         action="store_false",
         help="run blind writes as the model wrote them (default: the agent's, held in async mode)",
     )
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="play each task's reference solution as the model (it passes futures on and awaits only "
+        "what it decides on), its prompts counted by the embedded model's template and tokenizer: "
+        "what asyncfc's texts cost in tokens when the model uses futures as intended",
+    )
     p.add_argument("--list", action="store_true", help="list the tasks and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=cmd_bench_tasks)
@@ -169,9 +176,17 @@ async def _run(
 ) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from asyncfc.models.base import Model
     from asyncfc.models.openai_chat import OpenAIChatModel
     from asyncfc_bench.tasks.report import summarize, sweep
-    from asyncfc_bench.tasks.runner import Config, EndpointUnreachable, Run, default_delivery, run_sweep
+    from asyncfc_bench.tasks.runner import (
+        Config,
+        EndpointUnreachable,
+        ModelFor,
+        Run,
+        default_delivery,
+        run_sweep,
+    )
 
     modes: list[ModeName] = args.modes
     swept: list[float | None] = list(args.lookup_latency) if args.lookup_latency else [None]
@@ -200,9 +215,17 @@ async def _run(
         seed=args.seed,
         max_tokens=args.max_tokens,
     )
-    warm = new(
+    warm: Model | None = new(
         model_name, base_url=base_url, api_key=args.api_key, temperature=0.0, seed=args.seed, max_tokens=1
     )
+    model_for: ModelFor = lambda t, m, r: model  # noqa: E731
+    if args.reference:
+        from asyncfc_bench.tasks.reference import PrefixCache, ReferenceModel
+        from asyncfc_bench.tokens import prompt_token_ids
+
+        tokenize = functools.partial(prompt_token_ids, base_url or "")
+        caches = {m: PrefixCache() for m in modes}
+        model_for, warm = (lambda t, m, r: ReferenceModel(t, tokenize, caches[m])), None
     started = time.perf_counter()
     total = len(tasks) * len(modes) * args.runs * len(swept)
     with Progress(
@@ -230,9 +253,7 @@ async def _run(
             progress.refresh()
 
         try:
-            runs = await run_sweep(
-                tasks, config, swept, lambda t, m, r: model, warm_model=warm, on_run=advance
-            )
+            runs = await run_sweep(tasks, config, swept, model_for, warm_model=warm, on_run=advance)
         except EndpointUnreachable as exc:
             raise _Unreachable(str(exc)) from exc
         finally:
