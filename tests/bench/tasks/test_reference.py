@@ -7,8 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
+from asyncfc.cli import main
 from asyncfc.models.base import ModelRequest
 from asyncfc.models.openai_chat import to_openai_messages
+from asyncfc.testing.simserver import SimServer
 from asyncfc_bench.tasks import BY_NAME, Config
 from asyncfc_bench.tasks.reference import PrefixCache, ReferenceModel
 from asyncfc_bench.tasks.runner import run_task
@@ -43,3 +47,15 @@ def test_a_reference_run_passes_and_counts_only_what_each_step_adds() -> None:
     again = asyncio.run(run_task(task, "sync", ReferenceModel(task, characters, caches["sync"]), FAST))
     assert again.uncached_prompt_tokens == runs["sync"].uncached_prompt_tokens
     assert runs["async"].uncached_prompt_tokens > runs["sync"].uncached_prompt_tokens  # placeholders cost
+
+
+def test_reference_against_a_server_without_a_tokenizer_exits_3_before_any_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with SimServer([]) as srv:  # an OpenAI-compatible endpoint, but not llama-server
+        code = main(
+            ["bench", "tasks", "--reference", "--base-url", srv.base_url, "--model", "m", "--tasks", "1"]
+        )
+        assert [r.path for r in srv.model_requests] == ["/apply-template"]  # no run was started
+    assert code == 3
+    assert "/apply-template and /tokenize" in capsys.readouterr().err

@@ -174,9 +174,10 @@ class _Unreachable(Exception):
 async def _run(
     args: argparse.Namespace, tasks: list[Any], base_url: str | None, model_name: str, err: Any
 ) -> dict[str, Any]:
+    import httpx
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from asyncfc.models.base import Model
+    from asyncfc.models.base import Message, Model, ModelRequest
     from asyncfc.models.openai_chat import OpenAIChatModel
     from asyncfc_bench.tasks.report import summarize, sweep
     from asyncfc_bench.tasks.runner import (
@@ -224,6 +225,12 @@ async def _run(
         from asyncfc_bench.tokens import prompt_token_ids
 
         tokenize = functools.partial(prompt_token_ids, base_url or "")
+        try:  # before any run: every one of them would fail the same way
+            tokenize(ModelRequest(messages=[Message("user", "hello")], tools=[]))
+        except httpx.HTTPError as exc:
+            raise _Unreachable(
+                f"--reference counts prompts with llama-server's /apply-template and /tokenize at {base_url}: {exc}"
+            ) from exc
         caches = {m: PrefixCache() for m in modes}
         model_for, warm = (lambda t, m, r: ReferenceModel(t, tokenize, caches[m])), None
     started = time.perf_counter()
