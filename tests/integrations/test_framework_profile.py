@@ -221,6 +221,7 @@ def test_a_host_shows_no_futures_when_no_tool_is_slow_enough_as_the_agent_does()
     profile = ModelProfile(step_s=3.0, prefill_token_s=0.02)
     fast = HostedRuntime([quick], mode="async", profile=profile)
     assert fast.runtime.mode.value == "parallel" and fast.instructions == ""
+    assert fast.hold_blind_writes  # as the Agent's: the mode asked for decides, not the one shown
     assert [s["name"] for s in fast.tool_specs()] == ["quick"]
     policy = fast.runtime.grace
     assert isinstance(policy, CostAware) and (policy.step_s, policy.prefill_token_s) == (3.0, 0.02)

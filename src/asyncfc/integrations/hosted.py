@@ -88,12 +88,11 @@ class HostedRuntime:
         self.profile = profile or ModelProfile()
         """What the model needs (instructions, a worked example, repeats answered)."""
         self._owns_runtime = runtime is None
-        self.runtime = runtime if runtime is not None else self._runtime(tools or [], runtime_options)
+        mode = runtime.mode if runtime is not None else Mode.of(runtime_options.pop("mode", Mode.ASYNC))
+        self.runtime = runtime if runtime is not None else self._runtime(tools or [], mode, runtime_options)
         self.revise: Revise = revise
         self.max_revisions = max_revisions
-        self.hold_blind_writes = (
-            self.runtime.mode.shows_futures if hold_blind_writes is None else hold_blind_writes
-        )
+        self.hold_blind_writes = mode.shows_futures if hold_blind_writes is None else hold_blind_writes
         """Whether a state-changing call written before pending results were seen is held."""
         self.calls: list[Call] = []
         """Calls made through this host, in the order the framework started them."""
@@ -107,7 +106,7 @@ class HostedRuntime:
         self._held_keys: set[tuple[str, str]] = set()
         self._step_repeats: list[bool] = []
 
-    def _runtime(self, tools: Sequence[Tool], options: dict[str, Any]) -> Runtime:
+    def _runtime(self, tools: Sequence[Tool], mode: Mode, options: dict[str, Any]) -> Runtime:
         """The conversation's runtime, decided as the ``Agent`` decides a session's: the grace
         policy gets the profile's cost priors, and async mode is shown as parallel when no
         tool is expected to be slow enough for a placeholder to pay (no text about futures,
@@ -118,7 +117,6 @@ class HostedRuntime:
             step_s=self.profile.step_s,
             prefill_token_s=self.profile.prefill_token_s,
         )
-        mode = Mode.of(options.pop("mode", Mode.ASYNC))
         if mode.shows_futures and not policy.futures_pay(tool_table(tools)):
             mode = Mode.PARALLEL
         return Runtime(tools, mode=mode, grace=policy, **options)
