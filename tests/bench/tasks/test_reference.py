@@ -13,6 +13,7 @@ from asyncfc.cli import main
 from asyncfc.models.base import ModelRequest
 from asyncfc.models.openai_chat import to_openai_messages
 from asyncfc.testing.simserver import SimServer
+from asyncfc_bench import tokens
 from asyncfc_bench.tasks import BY_NAME, Config
 from asyncfc_bench.tasks.reference import PrefixCache, ReferenceModel
 from asyncfc_bench.tasks.runner import run_task
@@ -59,3 +60,23 @@ def test_reference_against_a_server_without_a_tokenizer_exits_3_before_any_run(
         assert [r.path for r in srv.model_requests] == ["/apply-template"]  # no run was started
     assert code == 3
     assert "/apply-template and /tokenize" in capsys.readouterr().err
+
+
+def test_a_reference_run_through_the_cli_reports_the_reference_as_its_model(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(tokens, "prompt_token_ids", lambda base_url, request: characters(request))
+    with SimServer([]) as srv:  # the endpoint is never asked for a completion: the solution answers
+        code = main(
+            ["bench", "tasks", "--reference", "--base-url", srv.base_url, "--model", "m", "--tasks", "1"]
+            + ["--modes", "sync,async", "--time-scale", "0.001", "--json"]
+        )
+        assert srv.model_requests == []
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["model"] == "reference" and out["config"]["reference"] is True
+    assert out["config"]["profile"] is False and out["async_prompt_overhead"] is None
+    assert {m: d["passed"] for m, d in out["modes"].items()} == {"sync": 1, "async": 1}
+    # tools 1000x faster: too quick for a placeholder to pay, so async reads exactly what sync reads
+    unc = {m: d["uncached_prompt_tokens_per_task"] for m, d in out["modes"].items()}
+    assert unc["sync"] > 0 and unc["async"] == unc["sync"]

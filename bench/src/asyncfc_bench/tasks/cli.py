@@ -202,7 +202,7 @@ async def _run(
         agent_options={} if args.hold else {"hold_blind_writes": False},
     )
     # the embedded model comes with its profile (worked example, repeats answered) unless --no-profile
-    with_profile = not (args.model or args.base_url) and args.profile
+    with_profile = not (args.model or args.base_url) and args.profile and not args.reference
     new: Callable[..., OpenAIChatModel] = OpenAIChatModel
     if with_profile:
         from asyncfc.local import LocalModel
@@ -273,7 +273,7 @@ async def _run(
         consistent=not problems,
         problems=problems,
         config={
-            "model": model_name,
+            "model": "reference" if args.reference else model_name,
             "base_url": base_url,
             "size": None if args.model or args.base_url else args.size,
             "modes": modes,
@@ -287,10 +287,11 @@ async def _run(
             "seed": args.seed,
             "profile": with_profile,
             "hold_blind_writes": args.hold,
+            "reference": args.reference,
         },
         elapsed_s=round(time.perf_counter() - started, 1),
-        async_prompt_overhead=None
-        if args.model or args.base_url
+        async_prompt_overhead=None  # the embedded model's prompt: not what a reference run reads
+        if args.model or args.base_url or args.reference
         else _async_overhead(base_url, model, config),
     )
     return data
