@@ -292,9 +292,7 @@ class Agent:
         shown as parallel when the grace policy expects no call to be slow enough for a
         placeholder to pay (:meth:`asyncfc.grace.Grace.futures_pay`): calls still run as in
         async mode, each answered with its value, and the model reads no text about futures."""
-        if self.mode.shows_futures and not self.grace_policy.futures_pay(self.tools):
-            return Mode.PARALLEL
-        return self.mode
+        return self.grace_policy.shown_mode(self.mode, self.tools)
 
     def session(self) -> Session:
         return Session(self)

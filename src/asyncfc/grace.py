@@ -62,6 +62,7 @@ from typing import Literal, Protocol, Union
 
 from .errors import ConfigurationError, ErrorKind, check_number
 from .futures import dumps
+from .mode import Mode
 from .model_text import AWAIT_TOOL, EARLIER, placeholder, resolved
 from .models.base import Usage
 from .scheduler import Call
@@ -144,6 +145,14 @@ class Grace(ABC):
         """Whether a conversation over ``tools`` should be shown futures at all: asked once,
         when it starts (its tool specs and instructions are a fixed, cached prefix)."""
         return True  # the default: a policy may answer with a placeholder whatever the tool
+
+    def shown_mode(self, mode: Mode, tools: Mapping[str, Tool]) -> Mode:
+        """The mode a new conversation in ``mode`` shows the model: async mode is shown as
+        parallel when no call over ``tools`` is expected to pay for a placeholder
+        (:meth:`futures_pay`); calls still run as in async mode."""
+        if mode.shows_futures and not self.futures_pay(tools):
+            return Mode.PARALLEL
+        return mode
 
     def finished(self, call: Call) -> None:
         """A call resolved (ran, failed or was cancelled)."""

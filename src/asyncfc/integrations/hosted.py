@@ -117,9 +117,7 @@ class HostedRuntime:
             step_s=self.profile.step_s,
             prefill_token_s=self.profile.prefill_token_s,
         )
-        if mode.shows_futures and not policy.futures_pay(tool_table(tools)):
-            mode = Mode.PARALLEL
-        return Runtime(tools, mode=mode, grace=policy, **options)
+        return Runtime(tools, mode=policy.shown_mode(mode, tool_table(tools)), grace=policy, **options)
 
     @property
     def instructions(self) -> str:
